@@ -216,4 +216,5 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match=r'h0 must have shape \(2, 4\)'): model.forward(np.zeros((3, 2), int), np.zeros((1, 4)))
     with pytest.raises(ValueError, match='distinct'): NumpyRNN('abca')
     with pytest.raises(ValueError, match='distinct'): NumpyRNN('')
+    with pytest.raises(ValueError, match='n_hidden'): NumpyRNN('ab', n_hidden=0)
     with pytest.raises(ValueError, match='longer than seq_len'): next_char_windows(np.arange(3), 3)

@@ -22,9 +22,11 @@ class NumpyRNN:
                  seed:int=0): # seed of the weight initialisation
         if not vocab or len(set(vocab)) != len(vocab):
             raise ValueError(f"vocab must be a non-empty string of distinct characters, got {vocab!r}")
-        self.vocab, self.n_hidden = vocab, n_hidden
+        if int(n_hidden) < 1: raise ValueError(f"n_hidden must be >= 1, got {n_hidden}")
+        self.vocab, self.n_hidden = vocab, int(n_hidden)
         self.stoi = {c: i for i, c in enumerate(vocab)}
-        V, H, k = len(vocab), n_hidden, 1 / np.sqrt(n_hidden)
+        V, H = len(vocab), self.n_hidden
+        k = 1 / np.sqrt(H)
         rng = np.random.default_rng(seed)
         self.params = dict(W_xh=rng.uniform(-k, k, (V, H)), W_hh=rng.uniform(-k, k, (H, H)), b_h=np.zeros(H),
                            W_hy=rng.uniform(-k, k, (H, V)), b_y=np.zeros(V))
