@@ -8,14 +8,14 @@ Docs: https://textkit.github.io/textkit/cells.html.md"""
 __all__ = ['CellBase', 'RNNCell', 'LSTMCell', 'GRUCell', 'Recurrent', 'RNN', 'LSTM', 'GRU', 'lengths_to_mask', 'to_torch',
            'from_torch']
 
-# %% ../nbs/01_cells.ipynb #2e78ca04
+# %% ../nbs/01_cells.ipynb #f9bf5c17
 import math, warnings
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import patch
 
-# %% ../nbs/01_cells.ipynb #33132dbb
+# %% ../nbs/01_cells.ipynb #497c390b
 def _check_sizes(input_size, hidden_size):
     "Raise a clear error unless both sizes are positive ints"
     for name, v in (('input_size', input_size), ('hidden_size', hidden_size)):
@@ -49,7 +49,7 @@ def _check_state(hx, shape:tuple, is_lstm:bool, who:str):
             raise ValueError(f"{who} expects state tensors of shape {tuple(shape)}, got {tuple(t.shape)}")
     return tuple(hx) if is_lstm else hx
 
-# %% ../nbs/01_cells.ipynb #5c000042
+# %% ../nbs/01_cells.ipynb #0d043551
 class CellBase(nn.Module):
     "Parameters, initialisation and `forward` shared by the scratch cells; subclasses set `n_gates` and write `step`"
     n_gates = 1      # gate blocks stacked along the rows of the weights
@@ -100,7 +100,7 @@ class CellBase(nn.Module):
         "The fused `torch.nn` cell with the same weights (see `to_torch`)"
         return to_torch(self)
 
-# %% ../nbs/01_cells.ipynb #1e6ae71e
+# %% ../nbs/01_cells.ipynb #20fc5452
 def _check_nonlinearity(nonlinearity):
     if nonlinearity not in ('tanh', 'relu'):
         raise ValueError(f"Unknown nonlinearity {nonlinearity!r}: use 'tanh' or 'relu'")
@@ -126,7 +126,7 @@ class RNNCell(CellBase):
         pre = gi + F.linear(h, w_hh, b_hh)
         return torch.tanh(pre) if nonlinearity == 'tanh' else torch.relu(pre)
 
-# %% ../nbs/01_cells.ipynb #8ece5b80
+# %% ../nbs/01_cells.ipynb #c53f6c7a
 class LSTMCell(CellBase):
     "LSTM cell from scratch, interchangeable with `torch.nn.LSTMCell`"
     n_gates, is_lstm = 4, True
@@ -141,7 +141,7 @@ class LSTMCell(CellBase):
         c = torch.sigmoid(f)*c + torch.sigmoid(i)*torch.tanh(g)
         return torch.sigmoid(o)*torch.tanh(c), c
 
-# %% ../nbs/01_cells.ipynb #6dd5401a
+# %% ../nbs/01_cells.ipynb #8ac182f2
 class GRUCell(CellBase):
     "GRU cell from scratch; with `reset_after=True` interchangeable with `torch.nn.GRUCell`"
     n_gates = 3
@@ -172,7 +172,7 @@ class GRUCell(CellBase):
         z = torch.sigmoid(i_z + h_z)
         return n + z*(h - n)  # = (1-z)*n + z*h
 
-# %% ../nbs/01_cells.ipynb #e1663161
+# %% ../nbs/01_cells.ipynb #06d5eb23
 def _suffix(layer:int, direction:int) -> str: return f"_l{layer}" + ('_reverse' if direction else '')
 
 class Recurrent(nn.Module):
@@ -226,7 +226,7 @@ class Recurrent(nn.Module):
         "The fused `torch.nn` layer with the same weights (see `to_torch`)"
         return to_torch(self)
 
-# %% ../nbs/01_cells.ipynb #c8ae74f6
+# %% ../nbs/01_cells.ipynb #7812d9b9
 @patch
 def scan(self:Recurrent,
     gi:Tensor,      # input projections of all steps, `(seq, batch, n_gates*hidden_size)`
@@ -244,7 +244,7 @@ def scan(self:Recurrent,
     if reverse: outs.reverse()
     return torch.stack(outs), state
 
-# %% ../nbs/01_cells.ipynb #0e1806a4
+# %% ../nbs/01_cells.ipynb #764c75a1
 @patch
 def _time_mask(self:Recurrent, lengths, mask, T:int, B:int, batched:bool, device):
     "Check `lengths` or `mask`; a bool mask `(seq, batch, 1)`, or None"
@@ -292,13 +292,13 @@ def forward(self:Recurrent,
             out, state = self.scan(F.linear(x, w_ih, b_ih), _map_state(lambda t: t[k], h0), w_hh, b_hh, m, reverse=direction == 1)
             outs.append(out); finals.append(state)
         x = torch.cat(outs, -1) if D == 2 else outs[0]
-        if m is not None: x = x*m  # zero outputs on padding
+        if m is not None: x = x.masked_fill(~m, 0)  # zero outputs on padding
         if self.dropout and self.training and layer < L-1: x = F.dropout(x, self.dropout, training=True)
     h_n = _map_state(lambda *ts: torch.stack(ts), *finals)
     if not batched: return x.squeeze(1), _map_state(lambda t: t.squeeze(1), h_n)
     return (x.transpose(0, 1) if self.batch_first else x), h_n
 
-# %% ../nbs/01_cells.ipynb #c1f1ef48
+# %% ../nbs/01_cells.ipynb #da0ef64a
 class RNN(Recurrent):
     "Elman RNN layer from scratch, interchangeable with `torch.nn.RNN`"
     def __init__(self, input_size:int, hidden_size:int, num_layers:int=1,
@@ -326,7 +326,7 @@ class GRU(Recurrent):
 
     reset_after = property(lambda self: self.options['reset_after'])
 
-# %% ../nbs/01_cells.ipynb #22e9d045
+# %% ../nbs/01_cells.ipynb #9329cf2f
 def lengths_to_mask(lengths,           # `(batch,)` number of real tokens per sequence
                     seq_len:int,       # padded length
                     pad_first:bool=False,  # padding before the tokens (as fastai's classifiers pad) rather than after
@@ -339,7 +339,7 @@ def lengths_to_mask(lengths,           # `(batch,)` number of real tokens per se
     mask = pos < lengths[:, None]
     return mask if batch_first else mask.T
 
-# %% ../nbs/01_cells.ipynb #4ae43257
+# %% ../nbs/01_cells.ipynb #de519dfd
 _TWINS = {RNNCell: nn.RNNCell, LSTMCell: nn.LSTMCell, GRUCell: nn.GRUCell, RNN: nn.RNN, LSTM: nn.LSTM, GRU: nn.GRU}
 
 def _twin_class(m, table:dict, fn:str):
