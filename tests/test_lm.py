@@ -1,0 +1,179 @@
+"Language models: stateful training, generation, save/load, torch vs scratch (tiny models, a few seconds)"
+import json, math, os
+import pytest, torch
+from fastai.torch_core import set_seed
+from textkit.data import char_lm_dls, word_lm_dls, get_corpus
+from textkit.lm import (LanguageModel, lm_learner, generate, save_lm, load_lm, train_lm, generate_from_dir, rnn_class,
+                        unigram_perplexity, lm_loss_weights, UnknownTokensError, TimeBudget)
+
+torch.set_num_threads(1)
+ARCHS = ['rnn', 'lstm', 'gru']
+try:
+    import textkit.cells  # noqa: F401
+    IMPLS = ['torch', 'scratch']
+except ImportError: IMPLS = ['torch']
+
+@pytest.fixture(scope='module')
+def quijote(): return get_corpus('quijote')
+
+@pytest.fixture(scope='module')
+def learn(quijote):
+    dls = char_lm_dls(quijote[:40_000], bs=16, seq_len=32)
+    set_seed(0)
+    l = lm_learner(dls, 'lstm', emb_sz=16, hidden_sz=32, n_layers=2)
+    with l.no_bar(), l.no_logging(): l.fit_one_cycle(1, 1e-2)
+    return l
+
+@pytest.mark.parametrize('impl', IMPLS)
+@pytest.mark.parametrize('arch', ARCHS)
+def test_stateful_equals_unrolled(arch, impl):
+    "Two consecutive batches of length L with carried, detached state = one batch of 2L"
+    torch.manual_seed(0)
+    m = LanguageModel(30, arch, emb_sz=8, hidden_sz=12, n_layers=2, impl=impl).eval()
+    x = torch.randint(0, 30, (4, 24))
+    whole = m(x); m.reset()
+    halves = torch.cat([m(x[:, :12]), m(x[:, 12:])], 1)
+    torch.testing.assert_close(halves, whole, atol=1e-6, rtol=0)
+
+def test_state_detached_and_gradients_truncated():
+    m = LanguageModel(30, 'gru', emb_sz=8, hidden_sz=12, n_layers=1)
+    x = torch.randint(0, 30, (2, 6))
+    m(x)
+    assert not m.hidden.requires_grad
+    m(x).sum().backward()  # would fail ("backward through the graph a second time") if the state were not detached
+
+def test_stateful_training_equals_unrolled_training():
+    "The gradient of a batch after a carried state matches the gradient of the second half of the unrolled stream"
+    torch.manual_seed(0)
+    m = LanguageModel(30, 'lstm', emb_sz=8, hidden_sz=12, n_layers=1).eval()
+    x = torch.randint(0, 30, (3, 20))
+    m(x[:, :10]); out2 = m(x[:, 10:])
+    m.reset()
+    full = m(x)
+    torch.testing.assert_close(out2, full[:, 10:], atol=1e-6, rtol=0)
+
+def test_reset_clears_state():
+    m = LanguageModel(30, 'lstm', emb_sz=8, hidden_sz=12).eval()
+    x = torch.randint(0, 30, (2, 5))
+    first = m(x); second = m(x)
+    assert not torch.allclose(first, second)
+    m.reset()
+    assert m.hidden is None
+    torch.testing.assert_close(m(x), first)
+
+def test_batch_size_change_resets():
+    m = LanguageModel(30, 'rnn', emb_sz=8, hidden_sz=12).eval()
+    m(torch.randint(0, 30, (4, 5)))
+    assert m(torch.randint(0, 30, (1, 5))).shape == (1, 5, 30)
+
+def test_bad_args():
+    with pytest.raises(ValueError, match='Unknown arch'): rnn_class('transformer')
+    with pytest.raises(ValueError, match='Unknown impl'): rnn_class('lstm', 'cuda')
+    with pytest.raises(ValueError, match='tie_weights'): LanguageModel(10, input='one_hot', tie_weights=True)
+
+@pytest.mark.parametrize('emb_sz', [12, 8])
+def test_tie_weights(emb_sz):
+    m = LanguageModel(30, 'lstm', emb_sz=emb_sz, hidden_sz=12, tie_weights=True)
+    assert m.decoder.weight is m.encoder.weight
+    assert m(torch.randint(0, 30, (2, 5))).shape == (2, 5, 30)
+
+def test_one_hot_input():
+    m = LanguageModel(30, 'rnn', hidden_sz=12, input='one_hot')
+    assert m.encoder is None and m.rnn.input_size == 30
+    assert m(torch.randint(0, 30, (2, 5))).shape == (2, 5, 30)
+
+@pytest.mark.skipif('scratch' not in IMPLS, reason='textkit.cells not available')
+@pytest.mark.parametrize('arch', ARCHS)
+def test_torch_vs_scratch_same_weights(arch):
+    torch.manual_seed(0)
+    a = LanguageModel(30, arch, emb_sz=8, hidden_sz=12, n_layers=2, impl='torch').eval()
+    b = LanguageModel(30, arch, emb_sz=8, hidden_sz=12, n_layers=2, impl='scratch').eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randint(0, 30, (3, 16))
+    torch.testing.assert_close(b(x), a(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(b(x), a(x), atol=1e-5, rtol=1e-5)  # and with the carried state
+
+def test_learner_metrics(learn):
+    names = learn.recorder.metric_names[1:-1]
+    assert names == ['train_loss', 'valid_loss', 'accuracy', 'perplexity', 'bits_per_char']
+    valid_loss, _, ppl, bpc = learn.recorder.values[-1][1:]
+    assert math.isclose(bpc, math.log2(ppl), rel_tol=1e-6)
+    assert ppl < unigram_perplexity(learn.dls)
+
+def test_weighted_loss_keeps_unweighted_perplexity(quijote):
+    dls = word_lm_dls(get_corpus('don_mendo'), bs=8, seq_len=16)
+    w = lm_loss_weights(dls, 'inverse_freq')
+    assert w.shape == (len(dls.vocab),) and w[dls.vocab.index(',')] < w[dls.vocab.index('acero')]
+    l = lm_learner(dls, 'gru', loss_weights='inverse_freq', emb_sz=8, hidden_sz=16, n_layers=1)
+    loss, acc, ppl = l.validate()
+    assert not math.isclose(math.exp(loss), ppl, rel_tol=1e-3)  # the metric is unweighted, the loss is not
+    with pytest.raises(ValueError, match='loss_weights'): lm_learner(dls, loss_weights='tfidf')
+
+def test_generation_length_and_seed(learn):
+    a = learn.generate('En un lugar', n=50, seed=7)
+    assert a.startswith('En un lugar') and len(a) == len('En un lugar') + 50
+    assert a == generate(learn, 'En un lugar', n=50, seed=7)
+    assert a != learn.generate('En un lugar', n=50, seed=8)
+    assert learn.generate('En', n=30, top_k=1, seed=1) == learn.generate('En', n=30, greedy=True)
+
+def _count_feeds(learn, **kw):
+    fed = []
+    h = learn.model.register_forward_hook(lambda m, i, o: fed.append(i[0].numel()))
+    try: learn.generate(**kw)
+    finally: h.remove()
+    return len(fed), sum(fed)
+
+def test_generation_cost_linear(learn):
+    p = 'En un lugar de la Mancha'
+    calls, toks = zip(*[_count_feeds(learn, prompt=p, n=n, seed=0) for n in (10, 20, 40, 80)])
+    assert calls == (10, 20, 40, 80)
+    assert toks == tuple(len(p) + n - 1 for n in (10, 20, 40, 80))
+
+def test_unknown_prompt(learn):
+    with pytest.raises(UnknownTokensError, match=r"\['☃', 'ж'\]") as e: learn.generate('hola ☃ y ж', n=5)
+    assert e.value.tokens == ['☃', 'ж']
+    assert learn.generate('hola ☃', n=5, unknown='skip', seed=0).startswith('hola ')
+    assert len(learn.generate('hola ☃', n=5, unknown='unk', seed=0)) == len('hola xxunk') + 5
+    with pytest.raises(ValueError, match='unknown must be'): learn.generate('hola', unknown='ignore')
+
+def test_empty_prompt_and_zero_n(learn):
+    assert learn.generate('', n=0) == ''
+    assert learn.generate('Sancho', n=0) == 'Sancho'
+    assert len(learn.generate('', n=25, seed=0)) == 25
+    with pytest.raises(ValueError, match='n must be'): learn.generate('a', n=-1)
+    with pytest.raises(ValueError, match='temperature'): learn.generate('a', n=3, temperature=0)
+
+def test_generation_restores_model(learn):
+    learn.model.train()
+    learn.generate('En', n=3, seed=0)
+    assert learn.model.training and learn.model.hidden is None
+
+def test_save_load_round_trip(learn, tmp_path):
+    save_lm(learn, tmp_path/'m', note='test')
+    cfg = json.loads((tmp_path/'m'/'config.json').read_text())
+    assert cfg['vocab'] == list(learn.dls.vocab) and cfg['tokenizer'] == {'level': 'char'} and cfg['info'] == {'note': 'test'}
+    l2 = load_lm(tmp_path/'m')
+    assert l2.generate('En un lugar', n=60, seed=3) == learn.generate('En un lugar', n=60, seed=3)
+    assert generate_from_dir(tmp_path/'m', 'En un lugar', n=60, seed=3) == learn.generate('En un lugar', n=60, seed=3)
+    if 'scratch' in IMPLS:
+        assert load_lm(tmp_path/'m', impl='scratch').generate('En', n=30, greedy=True) == learn.generate('En', n=30, greedy=True)
+
+def test_load_mismatched_vocab(learn, tmp_path, quijote):
+    save_lm(learn, tmp_path/'m')
+    other = char_lm_dls(quijote[500_000:520_000], bs=8, seq_len=16)
+    with pytest.raises(ValueError, match='vocabulary .* differs'): load_lm(tmp_path/'m', dls=other)
+    cfg = json.loads((tmp_path/'m'/'config.json').read_text())
+    cfg['vocab'] = cfg['vocab'][:-1]; cfg['model']['vocab_sz'] -= 1
+    (tmp_path/'m'/'config.json').write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match='do not fit'): load_lm(tmp_path/'m')
+    with pytest.raises(FileNotFoundError): load_lm(tmp_path/'nothing')
+
+def test_train_lm_word_level_and_budget(tmp_path):
+    l = train_lm('don_mendo', level='word', arch='gru', epochs=20, bs=8, seq_len=16, emb_sz=8, hidden_sz=16, n_layers=1,
+                 budget=1.5, show_progress=False, out=tmp_path/'w', seed=0)
+    assert len(l.recorder.values) < 20 and len(l.recorder.values[-1]) == 4  # stopped by the budget, last epoch fully logged
+    cfg = json.loads((tmp_path/'w'/'config.json').read_text())
+    assert cfg['tokenizer'] == {'level': 'word', 'lower': True} and 'perplexity' in cfg['info']['final']
+    out = generate_from_dir(tmp_path/'w', 'si desenvaino el acero vais', n=8, seed=0, unknown='unk')
+    assert out.startswith('si xxunk el acero vais')
+    with pytest.raises(UnknownTokensError, match='desenvaino'): generate_from_dir(tmp_path/'w', 'si desenvaino', n=3)
