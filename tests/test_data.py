@@ -185,3 +185,13 @@ def test_imdb_dls_cached(tmp_path, monkeypatch):
     assert dls2.vocab == dls.vocab
     x, y = dls2.one_batch()
     assert x.shape[0] == 8 and 'xxbos' in dls2.vocab[0]
+
+def test_imdb_vocab_from_training_reviews_only(tmp_path, monkeypatch):
+    "A word that occurs only in test reviews is not in the vocabulary: no leak from the test split"
+    monkeypatch.setenv('TEXTKIT_CACHE', str(tmp_path))
+    df = get_imdb('sample').iloc[::10].copy()
+    df.loc[df.is_valid, 'text'] += ' zorglubesque zorglubesque zorglubesque'
+    dls = imdb_dls(df=df, bs=8, min_freq=1)
+    assert 'zorglubesque' not in dls.vocab[0]
+    train_words = {w for ws in dls.train_ds.items.text for w in ws}
+    assert all(w in train_words or w.startswith('xx') for w in dls.vocab[0])

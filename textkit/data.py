@@ -390,7 +390,8 @@ def imdb_dls(size:str='sample', bs:int=64, seq_len:int=72, max_vocab:int=60000, 
     "fastai classification DataLoaders on IMDB (`size` 'sample' or 'full'), validation = official test split"
     df = get_imdb(size) if df is None else df
     tok = ifnone(tok, imdb_tokenizer())
-    tdf, counter = tokenize_imdb(df, tok, cache=cache, n_workers=n_workers, name=f'imdb_{size}')
+    tdf, _ = tokenize_imdb(df, tok, cache=cache, n_workers=n_workers, name=f'imdb_{size}')
+    counter = Counter(w for ws in tdf.text[~tdf.is_valid.astype(bool)] for w in ws)  # vocabulary from training reviews only
     if max_len is not None:
         tdf = tdf.assign(text=tdf.text.map(lambda o: o[:max_len]))
         tdf['text_length'] = tdf.text.map(len)

@@ -5,13 +5,10 @@ fastai:  fastai's text rules + spaCy (`fastai.text.core.WordTokenizer`), what `T
 Both go through fastai's `tokenize_df` with the same number of workers, on the same reviews.
 Then: `imdb_dls` built from scratch (tokenizing) against built from the on-disk cache.
 
-    python bench/tokenize.py                 # 2,000 reviews, cache timing on imdb_sample
-    python bench/tokenize.py --n 5000 --size full
+    python bench/tokenization.py                 # 2,000 reviews, cache timing on imdb_sample
+    python bench/tokenization.py --n 5000 --size full
 """
-import os, sys
-# This file is named like the standard library's `tokenize`: keep its folder off the import path.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != os.path.dirname(os.path.abspath(__file__))]
-import argparse, tempfile, time
+import argparse, os, tempfile, time
 import pandas as pd
 from fastai.text.core import WordTokenizer, tokenize_df, defaults
 from textkit.data import get_imdb, imdb_tokenizer, imdb_dls, data_env
