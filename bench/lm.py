@@ -7,9 +7,6 @@ of the characters held out, same vocabulary), with batches of 64 x 128 and gradi
 by the same function: exp of the mean cross-entropy over every held-out character, state carried along each stream.
 The plain loop is the reference: Adam at a constant 3e-3, stateful truncated BPTT (measured at held-out
 perplexity 3.70 after 335 s on an unshared machine)."""
-import os, sys
-# `python bench/lm.py` puts bench/ first on sys.path, where a sibling script may shadow a stdlib module (tokenize.py)
-sys.path = [p for p in sys.path if os.path.abspath(p or '.') != os.path.dirname(os.path.abspath(__file__))]
 import argparse, math, time
 import torch, torch.nn.functional as F
 from torch import nn

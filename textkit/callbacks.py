@@ -1,4 +1,4 @@
-"""Explicit L2 penalty, dropout schedules and an overfitting monitor, as fastai callbacks.
+"""Explicit L2 penalty, dropout schedules, an overfitting monitor and a training-time budget, as fastai callbacks.
 
 Docs: https://textkit.github.io/textkit/callbacks.html.md"""
 
@@ -6,17 +6,18 @@ Docs: https://textkit.github.io/textkit/callbacks.html.md"""
 
 # %% ../nbs/05_callbacks.ipynb #f5e2077d
 from __future__ import annotations
+import time
 from functools import partial
 import numpy as np, pandas as pd, torch
 from torch import nn
 from fastcore.basics import store_attr, ifnone
-from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.core import Callback, CancelFitException, CancelTrainException
 from fastai.callback.tracker import EarlyStoppingCallback
 from fastai.callback.schedule import SchedLin, SchedCos
 from fastai.torch_core import norm_types
 
 # %% auto #0
-__all__ = ['l2_params', 'L2Penalty', 'dropout_modules', 'DropoutSchedule', 'turning_epoch', 'OverfittingMonitor']
+__all__ = ['l2_params', 'L2Penalty', 'dropout_modules', 'DropoutSchedule', 'turning_epoch', 'OverfittingMonitor', 'TimeBudget']
 
 # %% ../nbs/05_callbacks.ipynb #11fcc83d
 def l2_params(model:nn.Module, biases:bool=False, norms:bool=False, embeddings:bool=True) -> list:
@@ -95,11 +96,14 @@ class OverfittingMonitor(EarlyStoppingCallback):
         super().__init__(monitor=monitor, min_delta=min_delta, patience=patience)
         store_attr('stop,verbose')
 
-    def before_fit(self):
-        super().before_fit()
-        self.rows, self.turning = [], None
+    def before_fit(self): super().before_fit(); self.fresh = True  # also called by `learn.validate()`: keep the history
+    def before_train(self):
+        if self.fresh: self.rows, self.turning, self.fresh = [], None, False
+        self.trained = True
 
     def after_epoch(self):
+        if not getattr(self, 'trained', False): return  # an epoch of `learn.validate()`
+        self.trained = False
         names = self.recorder.metric_names[1:-1]
         vals = dict(zip(names, self.recorder.values[-1]))
         self.rows.append({'epoch': self.epoch, **vals, 'gap': vals['valid_loss'] - vals['train_loss']})
@@ -110,3 +114,23 @@ class OverfittingMonitor(EarlyStoppingCallback):
 
     @property
     def history(self) -> pd.DataFrame: return pd.DataFrame(self.rows)
+
+# %% ../nbs/05_callbacks.ipynb #f1d9ef88
+class TimeBudget(Callback):
+    "Train for `seconds` of training time (validation excluded), driving the one-cycle schedule by the time spent"
+    def __init__(self, seconds:float, clock:str='cpu'): # 'cpu': process CPU time (robust on a shared machine), or 'wall'
+        if clock not in ('cpu', 'wall'): raise ValueError(f"clock must be 'cpu' or 'wall', not {clock!r}")
+        self.seconds, self.now = seconds, time.process_time if clock == 'cpu' else time.perf_counter
+    def before_fit(self): self.used = 0.
+    def before_epoch(self):
+        if self.used >= self.seconds: raise CancelFitException()
+    def before_train(self): self.t0 = self.now()
+    def _spent(self): return self.used + self.now() - self.t0
+    def before_batch(self):
+        if self.training: self.learn.pct_train = min(self._spent()/self.seconds, 0.9999)
+    def after_batch(self):
+        if self.training and self._spent() >= self.seconds: raise CancelTrainException()
+    def after_train(self):
+        self.used = self._spent()
+        rec = getattr(self.learn, 'recorder', None)
+        if rec is not None: rec.cancel_train = False  # the cut epoch's training loss is still worth logging

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
+from fastcore.foundation import L
 from fastcore.basics import patch_to, ifnone
 from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback, CancelTrainException, CancelFitException
@@ -24,13 +25,13 @@ from fastai.metrics import accuracy
 from fastai.optimizer import Adam
 from fastai.torch_core import set_seed
 from fastai.text.data import Numericalize
+from .callbacks import TimeBudget
 from .data import get_corpus, char_lm_dls, word_lm_dls, char_tokenizer, word_tokenizer, LMDataLoaders, WordTok, CharTok
 
 # %% auto #0
 __all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'LM_FORMAT', 'rnn_class', 'LanguageModel', 'lm_loss_weights', 'TokenNLL',
            'perplexity', 'bits_per_char', 'unigram_perplexity', 'lm_learner', 'UnknownTokensError', 'prompt_ids',
-           'generate', 'save_lm', 'codec_dls', 'load_lm', 'TimeBudget', 'lm_corpus_dls', 'train_lm',
-           'generate_from_dir']
+           'generate', 'save_lm', 'codec_dls', 'load_lm', 'lm_corpus_dls', 'train_lm', 'generate_from_dir']
 
 # %% ../nbs/03_lm.ipynb #7a246921
 ARCHS = ('rnn', 'lstm', 'gru')
@@ -139,7 +140,7 @@ def lm_learner(dls:LMDataLoaders,         # from `char_lm_dls` / `word_lm_dls`
     if isinstance(loss_weights, str): loss_weights = lm_loss_weights(dls, loss_weights)
     loss = CrossEntropyLossFlat() if loss_weights is None else CrossEntropyLossFlat(weight=torch.as_tensor(loss_weights).float())
     metrics = ifnone(metrics, [accuracy, perplexity()] + ([bits_per_char()] if dls.level == 'char' else []))
-    cbs = [ModelResetter()] + ([GradientClip(clip)] if clip else []) + list(cbs or [])
+    cbs = [ModelResetter()] + ([GradientClip(clip)] if clip else []) + list(L(cbs))
     learn = Learner(dls, model, loss_func=loss, opt_func=kwargs.pop('opt_func', Adam), metrics=metrics, cbs=cbs, **kwargs)
     return learn
 
@@ -259,26 +260,6 @@ def load_lm(path,                     # directory written by `save_lm`
     try: learn.model.load_state_dict(sd)
     except RuntimeError as e: raise ValueError(f"The weights in {path} do not fit the model described by its config.json: {e}") from None
     return learn
-
-# %% ../nbs/03_lm.ipynb #7d7ae5ba
-class TimeBudget(Callback):
-    "Train for `seconds` of training time (validation excluded), driving the one-cycle schedule by the time spent"
-    def __init__(self, seconds:float, clock:str='cpu'): # 'cpu': process CPU time (robust on a shared machine), or 'wall'
-        if clock not in ('cpu', 'wall'): raise ValueError(f"clock must be 'cpu' or 'wall', not {clock!r}")
-        self.seconds, self.now = seconds, time.process_time if clock == 'cpu' else time.perf_counter
-    def before_fit(self): self.used = 0.
-    def before_epoch(self):
-        if self.used >= self.seconds: raise CancelFitException()
-    def before_train(self): self.t0 = self.now()
-    def _spent(self): return self.used + self.now() - self.t0
-    def before_batch(self):
-        if self.training: self.learn.pct_train = min(self._spent()/self.seconds, 0.9999)
-    def after_batch(self):
-        if self.training and self._spent() >= self.seconds: raise CancelTrainException()
-    def after_train(self):
-        self.used = self._spent()
-        rec = getattr(self.learn, 'recorder', None)
-        if rec is not None: rec.cancel_train = False  # the cut epoch's training loss is still worth logging
 
 # %% ../nbs/03_lm.ipynb #b8f52048
 def lm_corpus_dls(corpus:str='quijote', level:str='char', bs:int=64, seq_len:int=128, max_chars:int|None=None,
