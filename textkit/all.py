@@ -3,4 +3,8 @@ from .data import *
 from .cells import *
 from .numpy_rnn import *
 from .callbacks import *
+from .lm import *
+from .classifier import *
+from .experiments import *
+from .viz import *
 from .cli import *
