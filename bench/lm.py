@@ -1,6 +1,7 @@
-"""Quijote character LSTM: textkit (`train_lm`, fit_one_cycle) vs a plain PyTorch loop under the same CPU-time budget.
+"""Quijote character LSTM: textkit (`train_lm`) vs a plain PyTorch loop under the same CPU-time budget.
 
-    python bench/lm.py --budget 120          # seconds of training (process CPU time) for each side
+    python bench/lm.py --budget 900 --lr 5e-3   # seconds of training (process CPU time) for each side
+    python bench/lm.py --budget 900 --lr 5e-3 --schedule one_cycle --opt fastai   # fastai's defaults
 
 Both sides train the same model (2-layer LSTM, hidden 256, embedding 64, no dropout) on the same split (the last 10%
 of the characters held out, same vocabulary), with batches of 64 x 128 and gradient clipping at 1.0, then are scored
@@ -11,7 +12,8 @@ import argparse, math, time
 import torch, torch.nn.functional as F
 from torch import nn
 from fastai.torch_core import set_seed
-from textkit.lm import train_lm, lm_corpus_dls
+from fastai.optimizer import Adam
+from textkit.lm import train_lm, lm_corpus_dls, torch_adam, SCHEDULES
 
 @torch.no_grad()
 def heldout_ppl(model, ids, bs=64, seq_len=128):
@@ -55,7 +57,10 @@ def plain_loop(train_ids, vocab_sz, budget, lr=3e-3, bs=64, seq_len=128, clip=1.
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--budget', type=float, default=60, help='training seconds (process CPU time) for each side')
-    p.add_argument('--lr', type=float, default=3e-3, help='peak learning rate of textkit fit_one_cycle')
+    p.add_argument('--lr', type=float, default=5e-3, help='peak learning rate of textkit')
+    p.add_argument('--schedule', default='flat_cos', choices=list(SCHEDULES), help="textkit's learning-rate schedule")
+    p.add_argument('--opt', default='torch', choices=['torch', 'fastai'],
+                   help="textkit's Adam: `torch_adam` (eps 1e-8, sqr_mom 0.999) or fastai's defaults (eps 1e-5, 0.99)")
     p.add_argument('--threads', type=int, default=1, help='torch threads (1 keeps CPU time close to wall time)')
     p.add_argument('--max-chars', type=int, default=None, help='use only the first characters of the Quijote')
     p.add_argument('--seed', type=int, default=0)
@@ -63,7 +68,8 @@ def main():
     torch.set_num_threads(a.threads)
     set_seed(a.seed)
     learn = train_lm('quijote', 'char', 'lstm', epochs=100, lr=a.lr, bs=64, seq_len=128, hidden_sz=256, emb_sz=64,
-                     n_layers=2, dropout=0., wd=0., max_chars=a.max_chars, budget=a.budget, seed=a.seed)
+                     n_layers=2, dropout=0., wd=0., max_chars=a.max_chars, budget=a.budget, seed=a.seed,
+                     schedule=a.schedule, opt_func=torch_adam if a.opt == 'torch' else Adam, show_progress=False)
     dls = learn.dls
     train_ids, valid_ids = (torch.as_tensor(dl.dataset[0]).long() for dl in (dls.train, dls.valid))
     tk = heldout_ppl(learn.model, valid_ids)
@@ -73,9 +79,10 @@ def main():
     pl = heldout_ppl(model, valid_ids)
     print(f"\nQuijote chars: {len(train_ids):,} train / {len(valid_ids):,} held out, vocab {len(dls.vocab)}, "
           f"budget {a.budget:g} CPU s each, {a.threads} thread(s)")
-    print(f"{'':22}{'held-out ppl':>13}{'bits/char':>10}{'steps':>7}{'wall s':>8}")
-    for name, ppl, n, w in (('textkit fit_one_cycle', tk, tk_steps, learn.train_time['wall']), ('plain PyTorch loop', pl, steps, wall)):
-        print(f"{name:22}{ppl:13.3f}{math.log2(ppl):10.3f}{n:7d}{w:8.0f}")
+    tk_name = f"textkit {a.schedule} {a.lr:g}, {a.opt} Adam"
+    print(f"{'':36}{'held-out ppl':>13}{'bits/char':>10}{'steps':>7}{'wall s':>8}")
+    for name, ppl, n, w in ((tk_name, tk, tk_steps, learn.train_time['wall']), ('plain PyTorch loop, Adam 3e-3', pl, steps, wall)):
+        print(f"{name:36}{ppl:13.3f}{math.log2(ppl):10.3f}{n:7d}{w:8.0f}")
     print(f"ratio textkit/plain perplexity: {tk/pl:.3f}")
 
 if __name__ == '__main__': main()

@@ -29,9 +29,10 @@ from .callbacks import TimeBudget
 from .data import get_corpus, char_lm_dls, word_lm_dls, char_tokenizer, word_tokenizer, LMDataLoaders, WordTok, CharTok
 
 # %% auto #0
-__all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'LM_FORMAT', 'rnn_class', 'LanguageModel', 'lm_loss_weights', 'TokenNLL',
-           'perplexity', 'bits_per_char', 'unigram_perplexity', 'lm_learner', 'UnknownTokensError', 'prompt_ids',
-           'generate', 'save_lm', 'codec_dls', 'load_lm', 'lm_corpus_dls', 'train_lm', 'generate_from_dir']
+__all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'LM_FORMAT', 'SCHEDULES', 'rnn_class', 'LanguageModel', 'lm_loss_weights',
+           'TokenNLL', 'perplexity', 'bits_per_char', 'unigram_perplexity', 'lm_learner', 'UnknownTokensError',
+           'prompt_ids', 'generate', 'save_lm', 'codec_dls', 'load_lm', 'lm_corpus_dls', 'torch_adam', 'train_lm',
+           'generate_from_dir']
 
 # %% ../nbs/03_lm.ipynb #7a246921
 ARCHS = ('rnn', 'lstm', 'gru')
@@ -272,11 +273,19 @@ def lm_corpus_dls(corpus:str='quijote', level:str='char', bs:int=64, seq_len:int
     if level == 'word': return word_lm_dls(text, valid_pct, bs, seq_len, lower=lower, min_freq=ifnone(min_freq, 2))
     raise ValueError(f"level must be 'char' or 'word', not {level!r}")
 
+SCHEDULES = {'one_cycle': 'fit_one_cycle', 'flat_cos': 'fit_flat_cos'}
+
+def torch_adam(params, **kwargs):
+    "fastai's `Adam` with PyTorch's defaults (`sqr_mom=0.999`, `eps=1e-8`) in place of fastai's (0.99, 1e-5)"
+    return Adam(params, **{'sqr_mom': 0.999, 'eps': 1e-8, **kwargs})
+
 def train_lm(corpus:str='quijote', # corpus name ('quijote', 'don_mendo', 'moliere') or a .txt file
              level:str='char',      # 'char' or 'word'
              arch:str='lstm',       # 'rnn', 'lstm' or 'gru'
-             epochs:int=1,          # epochs of `fit_one_cycle` (the most epochs, with `budget`)
+             epochs:int=1,          # epochs (the most epochs, with `budget`)
              lr:float=3e-3,         # peak learning rate
+             schedule:str='one_cycle', # 'one_cycle' (`fit_one_cycle`) or 'flat_cos' (`fit_flat_cos`: flat, then cosine annealing)
+             opt_func=Adam,         # optimiser, e.g. `torch_adam`
              bs:int=64, seq_len:int=128, # batch: `bs` streams of `seq_len` tokens
              hidden_sz:int=256, emb_sz:int=64, n_layers:int=2,
              dropout:float=0.,      # input, between-layer and output dropout
@@ -289,20 +298,22 @@ def train_lm(corpus:str='quijote', # corpus name ('quijote', 'don_mendo', 'molie
              seed:int|None=None,
              show_progress:bool=True, # fastai's progress bar (the table of held-out metrics is printed either way)
             ) -> Learner:
-    "Train a language model on a corpus with `fit_one_cycle`, printing held-out metrics each epoch, and save it to `out`"
+    "Train a language model on a corpus with `schedule`, printing held-out metrics each epoch, and save it to `out`"
+    if schedule not in SCHEDULES: raise ValueError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))}, not {schedule!r}")
     if seed is not None: set_seed(seed)
     dls = lm_corpus_dls(corpus, level, bs, seq_len, max_chars, valid_pct, min_freq)
     learn = lm_learner(dls, arch, loss_weights=loss_weights, clip=clip, emb_sz=emb_sz, hidden_sz=hidden_sz,
-                       n_layers=n_layers, dropouts=dropout, impl=impl, tie_weights=tie_weights, wd=wd)
+                       n_layers=n_layers, dropouts=dropout, impl=impl, tie_weights=tie_weights, wd=wd, opt_func=opt_func)
     cbs = [TimeBudget(budget)] if budget else []
     t0, c0 = time.perf_counter(), time.process_time()
-    if show_progress: learn.fit_one_cycle(epochs, lr, cbs=cbs)
+    fit = getattr(learn, SCHEDULES[schedule])
+    if show_progress: fit(epochs, lr, cbs=cbs)
     else:
-        with learn.no_bar(): learn.fit_one_cycle(epochs, lr, cbs=cbs)  # the table of metrics is still printed
+        with learn.no_bar(): fit(epochs, lr, cbs=cbs)  # the table of metrics is still printed
     learn.train_time = dict(wall=time.perf_counter()-t0, cpu=time.process_time()-c0)
     if out is not None:
         r = learn.recorder
-        save_lm(learn, out, corpus=str(corpus), max_chars=max_chars, epochs=epochs, lr=lr, bs=bs, seq_len=seq_len, wd=wd,
+        save_lm(learn, out, corpus=str(corpus), max_chars=max_chars, epochs=epochs, lr=lr, schedule=schedule, bs=bs, seq_len=seq_len, wd=wd,
                 budget=budget, seed=seed, train_time=learn.train_time,
                 final=dict(zip(r.metric_names[1:-1], map(float, r.values[-1]))) if r.values else None)
     return learn
