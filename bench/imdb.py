@@ -2,6 +2,7 @@
 
     python bench/imdb.py --size full --budget 1800 --configs best       # the target run: >= 89% in 30 CPU minutes
     python bench/imdb.py --size full --budget 300 --configs course --no-awd  # rnn, birnn, lstm, bilstm, gru, bigru
+    python bench/imdb.py --size full --budget 1800 --epochs 4 --configs best  # at most 4 epochs within the budget
 
 Every model trains with `fit_one_cycle` driven by `TimeBudget` (process CPU seconds, validation excluded) on the
 official training split and is scored on the official test split (25,000 reviews for `--size full`), with the same
@@ -51,6 +52,8 @@ def main():
     p.add_argument('--size', default='full', choices=['sample', 'full'])
     p.add_argument('--budget', type=float, default=1800, help='training CPU seconds per model')
     p.add_argument('--configs', default='best', help=f"comma-separated names from {list(CONFIGS)} or 'course'")
+    p.add_argument('--epochs', type=int, default=50, help='one-cycle epochs: the schedule spans the budget or '
+                   'these epochs, whichever ends first')
     p.add_argument('--lr', type=float, default=1e-2, help='peak learning rate of the textkit models')
     p.add_argument('--awd-lr', type=float, default=5e-3, help="peak learning rate of fastai's AWD-LSTM")
     p.add_argument('--no-awd', action='store_true', help="skip fastai's AWD-LSTM")
@@ -78,12 +81,12 @@ def main():
     for name in names:
         set_seed(a.seed)
         learn = classifier_learner(dls, wd=0.01, **CONFIGS[name])
-        rows.append(dict(model=f'textkit {name}', **run(learn, a.budget, a.lr, sub)))
+        rows.append(dict(model=f'textkit {name}', **run(learn, a.budget, a.lr, sub, max_epochs=a.epochs)))
         print(rows[-1], flush=True)
     if not a.no_awd:
         set_seed(a.seed)
         learn = text_classifier_learner(dls, AWD_LSTM, pretrained=False, metrics=accuracy, drop_mult=0.5)
-        rows.append(dict(model='fastai AWD-LSTM (from scratch)', **run(learn, a.budget, a.awd_lr, sub, full=False)))
+        rows.append(dict(model='fastai AWD-LSTM (from scratch)', **run(learn, a.budget, a.awd_lr, sub, full=False, max_epochs=a.epochs)))
         print(rows[-1], flush=True)
     df = pd.DataFrame(rows).set_index('model').round(4)
     if not a.no_awd and sub is not None: df['subset acc vs AWD-LSTM'] = (df.acc_subset / df.acc_subset.iloc[-1]).round(3)

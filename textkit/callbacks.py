@@ -117,7 +117,7 @@ class OverfittingMonitor(EarlyStoppingCallback):
 
 # %% ../nbs/05_callbacks.ipynb #f1d9ef88
 class TimeBudget(Callback):
-    "Train for `seconds` of training time (validation excluded), driving the one-cycle schedule by the time spent"
+    "Train for `seconds` of training time (validation excluded) or the epochs asked for, the schedule following whichever ends first"
     def __init__(self, seconds:float, clock:str='cpu'): # 'cpu': process CPU time (robust on a shared machine), or 'wall'
         if clock not in ('cpu', 'wall'): raise ValueError(f"clock must be 'cpu' or 'wall', not {clock!r}")
         self.seconds, self.now = seconds, time.process_time if clock == 'cpu' else time.perf_counter
@@ -127,7 +127,9 @@ class TimeBudget(Callback):
     def before_train(self): self.t0 = self.now()
     def _spent(self): return self.used + self.now() - self.t0
     def before_batch(self):
-        if self.training: self.learn.pct_train = min(self._spent()/self.seconds, 0.9999)
+        if not self.training: return
+        done = self.learn.train_iter/(self.learn.n_epoch*self.learn.n_iter)  # fastai's own position in the schedule
+        self.learn.pct_train = min(max(self._spent()/self.seconds, done), 0.9999)
     def after_batch(self):
         if self.training and self._spent() >= self.seconds: raise CancelTrainException()
     def after_train(self):
