@@ -10,7 +10,8 @@ import inspect, sys
 from pathlib import Path
 from fastcore.script import anno_parser
 from .data import *
-from .lm import train_lm, load_lm, UnknownTokensError
+from fastai.optimizer import Adam
+from .lm import train_lm, load_lm, UnknownTokensError, torch_adam as _torch_adam
 from .classifier import train_classifier, predict_texts
 from .viz import plot_embeddings
 
@@ -49,8 +50,10 @@ def lm_train(
     corpus:str='quijote', # 'quijote', 'don_mendo', 'moliere' or a .txt file
     level:str='char',     # 'char' or 'word'
     arch:str='lstm',      # 'rnn', 'lstm' or 'gru'
-    epochs:int=1,         # one-cycle epochs
+    epochs:int=1,         # epochs
     lr:float=3e-3,        # peak learning rate
+    schedule:str='one_cycle', # 'one_cycle' or 'flat_cos' (flat, then cosine annealing: better for short budgets)
+    torch_adam:bool=False,    # Adam with PyTorch's eps=1e-8, sqr_mom=0.999 instead of fastai's 1e-5, 0.99
     bs:int=64,            # streams per batch
     seq_len:int=128,      # tokens per stream per batch (truncated BPTT)
     hidden_sz:int=256, emb_sz:int=64, n_layers:int=2,
@@ -63,8 +66,9 @@ def lm_train(
     out:str='models/lm',  # directory to save the model into
 ):
     "Train a language model on a corpus and save it"
-    learn = train_lm(corpus, level, arch, epochs, lr, bs, seq_len, hidden_sz, emb_sz, n_layers, dropout, wd, impl,
-                     max_chars, out=out, budget=budget, seed=seed)
+    learn = train_lm(corpus, level, arch, epochs=epochs, lr=lr, bs=bs, seq_len=seq_len, hidden_sz=hidden_sz, emb_sz=emb_sz,
+                     n_layers=n_layers, dropout=dropout, wd=wd, impl=impl, max_chars=max_chars, out=out, budget=budget,
+                     seed=seed, schedule=schedule, opt_func=_torch_adam if torch_adam else Adam)
     print(f"Saved to {out}")
     return learn
 

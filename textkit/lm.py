@@ -284,8 +284,6 @@ def train_lm(corpus:str='quijote', # corpus name ('quijote', 'don_mendo', 'molie
              arch:str='lstm',       # 'rnn', 'lstm' or 'gru'
              epochs:int=1,          # epochs (the most epochs, with `budget`)
              lr:float=3e-3,         # peak learning rate
-             schedule:str='one_cycle', # 'one_cycle' (`fit_one_cycle`) or 'flat_cos' (`fit_flat_cos`: flat, then cosine annealing)
-             opt_func=Adam,         # optimiser, e.g. `torch_adam`
              bs:int=64, seq_len:int=128, # batch: `bs` streams of `seq_len` tokens
              hidden_sz:int=256, emb_sz:int=64, n_layers:int=2,
              dropout:float=0.,      # input, between-layer and output dropout
@@ -296,6 +294,8 @@ def train_lm(corpus:str='quijote', # corpus name ('quijote', 'don_mendo', 'molie
              valid_pct:float=0.1, min_freq:int|None=None, loss_weights=None, tie_weights:bool=False, clip:float=1.,
              budget:float|None=None, # stop after this many seconds of training (CPU time), schedule set by time
              seed:int|None=None,
+             schedule:str='one_cycle', # 'one_cycle' (`fit_one_cycle`) or 'flat_cos' (`fit_flat_cos`: flat, then cosine annealing)
+             opt_func=Adam,         # optimiser, e.g. `torch_adam`
              show_progress:bool=True, # fastai's progress bar (the table of held-out metrics is printed either way)
             ) -> Learner:
     "Train a language model on a corpus with `schedule`, printing held-out metrics each epoch, and save it to `out`"
