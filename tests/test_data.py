@@ -37,7 +37,9 @@ def roundtrip(tok, text, **num_kw):
 def test_char_roundtrip(text):
     assert roundtrip(char_tokenizer(), text) == text
 
-WORDS = st.text(alphabet='abcdefghijklmnñopqrstuvwxyzáéíóúü', min_size=1, max_size=10)
+# Words starting with 'xx' are fastai's special-token namespace: `Numericalize` never maps the literal word 'xxfake'
+# (its vocabulary padding), so such words are left out of the round-trip property.
+WORDS = st.text(alphabet='abcdefghijklmnñopqrstuvwxyzáéíóúü', min_size=1, max_size=10).filter(lambda w: not w.startswith('xx'))
 @st.composite
 def spanish_sentences(draw):
     "Normalised Spanish text: single spaces, standard punctuation spacing, ¿? ¡! « » pairs, newlines"
