@@ -292,7 +292,7 @@ def train_lm(corpus:str='quijote', # corpus name ('quijote', 'don_mendo', 'molie
              max_chars:int|None=None, # train on the first `max_chars` characters only
              out=None,              # directory to `save_lm` into
              valid_pct:float=0.1, min_freq:int|None=None, loss_weights=None, tie_weights:bool=False, clip:float=1.,
-             budget:float|None=None, # stop after this many seconds of training (CPU time), schedule set by time
+             budget:float|None=None, # stop after this many seconds of training (CPU time) or `epochs`, whichever ends first
              seed:int|None=None,
              schedule:str='one_cycle', # 'one_cycle' (`fit_one_cycle`) or 'flat_cos' (`fit_flat_cos`: flat, then cosine annealing)
              opt_func=Adam,         # optimiser, e.g. `torch_adam`
