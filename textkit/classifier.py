@@ -15,26 +15,22 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from fastcore.basics import ifnone
 from fastai.torch_core import Module, set_seed
-from fastai.callback.core import Callback, CancelFitException
 from fastai.learner import Learner, load_learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 import fastai.callback.schedule, fastai.callback.progress  # fit_one_cycle, lr_find, progress bars
-from fastai.interpret import ClassificationInterpretation
-from fastai.text.data import pad_chunk
 from fastai.text.core import defaults as _fa_defaults
 from .data import imdb_dls
 from .callbacks import TimeBudget
+from .lm import ARCHS, IMPLS, rnn_class  # the same names and layer classes as the language models
 
 # %% auto #0
-__all__ = ['ARCHS', 'POOLS', 'ACTS', 'IMPLS', 'check_choice', 'right_pad', 'recurrent_layer', 'TextClassifier', 'reverse_within',
-           'fused_unpacked', 'classifier_learner', 'train_classifier', 'predict_texts']
+__all__ = ['POOLS', 'ACTS', 'check_choice', 'right_pad', 'recurrent_layer', 'TextClassifier', 'reverse_within', 'fused_unpacked',
+           'classifier_learner', 'train_classifier', 'predict_texts']
 
 # %% ../nbs/04_classifier.ipynb #4e4cdbaf
-ARCHS = ('rnn', 'lstm', 'gru')
 POOLS = ('last', 'max', 'mean', 'concat')
 ACTS = {None: None, 'relu': nn.ReLU, 'elu': nn.ELU, 'leaky_relu': nn.LeakyReLU}
-IMPLS = ('torch', 'scratch')
 
 def check_choice(what:str, # what is being chosen, for the message
                  value,    # the choice made
@@ -56,20 +52,15 @@ def right_pad(x:Tensor,      # token ids `(batch, seq)`, padded anywhere with `p
     return x[:, :max(int(lengths.max()), 1) if len(x) else 0], lengths
 
 # %% ../nbs/04_classifier.ipynb #8a53da62
-_LAYERS = {'rnn': 'RNN', 'lstm': 'LSTM', 'gru': 'GRU'}
-
 def recurrent_layer(arch:str,       # 'rnn', 'lstm' or 'gru'
                     input_size:int, hidden_size:int, num_layers:int=1, bidirectional:bool=False,
                     dropout:float=0., # between stacked layers
                     impl:str='torch'  # 'torch' (fused, fast) or 'scratch' (`textkit.cells`, readable)
                    ) -> nn.Module:
     "A `batch_first` recurrent layer from `torch.nn` or `textkit.cells`"
-    name = _LAYERS[check_choice('arch', arch, ARCHS)]
-    if check_choice('impl', impl, IMPLS) == 'scratch':
-        from textkit import cells as lib  # imported here: `cells` is only needed for the teaching implementation
-    else: lib = nn
-    return getattr(lib, name)(input_size, hidden_size, num_layers=num_layers, batch_first=True,
-                              bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.)
+    cls = rnn_class(check_choice('arch', arch, ARCHS), check_choice('impl', impl, IMPLS))
+    return cls(input_size, hidden_size, num_layers=num_layers, batch_first=True,
+               bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.)
 
 # %% ../nbs/04_classifier.ipynb #cb85ba92
 class TextClassifier(Module):

@@ -102,8 +102,9 @@ def clf_train(
     out:str='models/clf.pkl', # file to export the Learner to
 ):
     "Train a sentiment classifier on IMDB and export it"
-    learn = train_classifier(data, arch, bidirectional, epochs, lr, bs, budget, max_vocab, max_len=max_len, seed=seed, out=out,
-                             emb_sz=emb_sz, hidden_sz=hidden_sz, n_layers=n_layers, pool=pool, impl=impl)
+    learn = train_classifier(data, arch, bidirectional=bidirectional, epochs=epochs, lr=lr, bs=bs, budget=budget,
+                             max_vocab=max_vocab, max_len=max_len, seed=seed, out=out, emb_sz=emb_sz, hidden_sz=hidden_sz,
+                             n_layers=n_layers, pool=pool, impl=impl)
     print(f"Test accuracy {learn.final_accuracy:.4f}; exported to {out}")
     return learn
 

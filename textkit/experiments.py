@@ -14,6 +14,7 @@ from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 from fastprogress.fastprogress import progress_bar
 from .callbacks import L2Penalty
+from .classifier import classifier_learner
 from .data import imdb_dls
 
 # %% auto #0
@@ -76,32 +77,28 @@ def final_table(df:pd.DataFrame, by=None) -> pd.DataFrame:
     return last.drop(columns=['seed', 'epoch']).groupby(by, dropna=False).mean().reset_index()
 
 # %% ../nbs/06_experiments.ipynb #e3a78007
-def _clf_learner(dls, **kwargs):
-    from textkit.classifier import classifier_learner  # classifiers sit below experiments; imported when used
-    return classifier_learner(dls, **kwargs)
-
 def dropout_l2_study(dls, dropouts=(0., 0.5), wds=(0., 1e-3), arch='lstm', epochs=3, lr=3e-3, seeds=(0,),
                      l2_embeddings=False, **kwargs):
     "Grid of dropout probability × L2 penalty on a classifier"
     def make(dropout, wd):
-        return _clf_learner(dls, arch=arch, emb_drop=dropout, rnn_drop=dropout, head_drop=dropout, wd=0.,
-                            cbs=L2Penalty(wd, embeddings=l2_embeddings), **kwargs)
+        return classifier_learner(dls, arch=arch, emb_drop=dropout, rnn_drop=dropout, head_drop=dropout, wd=0.,
+                                  cbs=L2Penalty(wd, embeddings=l2_embeddings), **kwargs)
     return run_grid(make, {'dropout': dropouts, 'wd': wds}, epochs, lr, seeds)
 
 def arch_study(dls, archs=('rnn', 'lstm', 'gru'), bidirectional=(False,), epochs=3, lr=3e-3, seeds=(0,), **kwargs):
     "RNN vs LSTM vs GRU (optionally bidirectional) on the same data"
-    return run_grid(lambda arch, bidir: _clf_learner(dls, arch=arch, bidirectional=bidir, wd=0., **kwargs),
+    return run_grid(lambda arch, bidir: classifier_learner(dls, arch=arch, bidirectional=bidir, wd=0., **kwargs),
                     {'arch': archs, 'bidir': bidirectional}, epochs, lr, seeds)
 
 def activation_study(dls, acts=(None, 'relu', 'elu', 'leaky_relu'), arch='lstm', epochs=3, lr=3e-3, seeds=(0,), **kwargs):
     "Activation between the head's layers: none (the course's model), ReLU, ELU, LeakyReLU"
-    return run_grid(lambda act: _clf_learner(dls, arch=arch, act=act, wd=0., **kwargs), {'act': acts}, epochs, lr, seeds)
+    return run_grid(lambda act: classifier_learner(dls, arch=arch, act=act, wd=0., **kwargs), {'act': acts}, epochs, lr, seeds)
 
 def vocab_size_study(size='sample', max_vocabs=(5000, 10000, 20000), arch='lstm', epochs=3, lr=3e-3, seeds=(0,),
                      dls_kwargs=None, **kwargs):
     "Vocabulary size: the same reviews numericalized with each `max_vocab` (the only study that rebuilds the data)"
     dls = {mv: imdb_dls(size, max_vocab=mv, **(dls_kwargs or {})) for mv in max_vocabs}
-    def make(max_vocab): return _clf_learner(dls[max_vocab], arch=arch, wd=0., **kwargs)
+    def make(max_vocab): return classifier_learner(dls[max_vocab], arch=arch, wd=0., **kwargs)
     res = run_grid(make, {'max_vocab': max_vocabs}, epochs, lr, seeds)
     res.insert(1, 'vocab_len', res.max_vocab.map({mv: len(d.vocab[0]) for mv, d in dls.items()}))
     return res
