@@ -80,7 +80,7 @@ def test_unknown_choices_list_valid_ones(bad):
     kw = dict(dict(vocab_sz=10), **bad)
     with pytest.raises(ValueError) as e: TextClassifier(**kw)
     what, value = next(iter(bad.items()))
-    assert repr(value) in str(e.value) and 'valid' in str(e.value)
+    assert repr(value) in str(e.value) and 'choose one of' in str(e.value)
     if what == 'arch': assert all(repr(a) in str(e.value) for a in ARCHS)
 
 def test_recurrent_layer_is_interchangeable():

@@ -3,7 +3,7 @@ import json, math, os
 import pytest, torch
 from fastai.torch_core import set_seed
 from textkit.data import char_lm_dls, word_lm_dls, get_corpus
-from textkit.lm import (LanguageModel, lm_learner, generate, save_lm, load_lm, train_lm, generate_from_dir, rnn_class,
+from textkit.lm import (LanguageModel, lm_learner, save_lm, load_lm, train_lm, rnn_class,
                         unigram_perplexity, lm_loss_weights, UnknownTokensError, TimeBudget)
 
 torch.set_num_threads(1)
@@ -112,7 +112,7 @@ def test_weighted_loss_keeps_unweighted_perplexity(quijote):
 def test_generation_length_and_seed(learn):
     a = learn.generate('En un lugar', n=50, seed=7)
     assert a.startswith('En un lugar') and len(a) == len('En un lugar') + 50
-    assert a == generate(learn, 'En un lugar', n=50, seed=7)
+    assert a == learn.predict('En un lugar', n_words=50, seed=7)
     assert a != learn.generate('En un lugar', n=50, seed=8)
     assert learn.generate('En', n=30, top_k=1, seed=1) == learn.generate('En', n=30, greedy=True)
 
@@ -154,7 +154,6 @@ def test_save_load_round_trip(learn, tmp_path):
     assert cfg['vocab'] == list(learn.dls.vocab) and cfg['tokenizer'] == {'level': 'char'} and cfg['info'] == {'note': 'test'}
     l2 = load_lm(tmp_path/'m')
     assert l2.generate('En un lugar', n=60, seed=3) == learn.generate('En un lugar', n=60, seed=3)
-    assert generate_from_dir(tmp_path/'m', 'En un lugar', n=60, seed=3) == learn.generate('En un lugar', n=60, seed=3)
     if 'scratch' in IMPLS:
         assert load_lm(tmp_path/'m', impl='scratch').generate('En', n=30, greedy=True) == learn.generate('En', n=30, greedy=True)
 
@@ -174,6 +173,6 @@ def test_train_lm_word_level_and_budget(tmp_path):
     assert len(l.recorder.values) < 20 and len(l.recorder.values[-1]) == 4  # stopped by the budget, last epoch fully logged
     cfg = json.loads((tmp_path/'w'/'config.json').read_text())
     assert cfg['tokenizer'] == {'level': 'word', 'lower': True} and 'perplexity' in cfg['info']['final']
-    out = generate_from_dir(tmp_path/'w', 'si desenvaino el acero vais', n=8, seed=0, unknown='unk')
+    out = load_lm(tmp_path/'w').generate('si desenvaino el acero vais', n=8, seed=0, unknown='unk')
     assert out.startswith('si xxunk el acero vais')
-    with pytest.raises(UnknownTokensError, match='desenvaino'): generate_from_dir(tmp_path/'w', 'si desenvaino', n=3)
+    with pytest.raises(UnknownTokensError, match='desenvaino'): load_lm(tmp_path/'w').generate('si desenvaino', n=3)

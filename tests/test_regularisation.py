@@ -81,6 +81,35 @@ def test_dropout_schedule_on_stacked_rnn():
 def test_turning_epoch(curve, patience, expected):
     assert turning_epoch(curve, patience) == expected
 
+def test_turning_epoch_higher_is_better():
+    assert turning_epoch([0.45, 0.48, 0.54], comp=np.greater) is None
+    assert turning_epoch([0.45, 0.48, 0.54, 0.50, 0.49], patience=2, comp=np.greater) == 2
+
+def test_overfitting_monitor_rising_accuracy():
+    "A metric where higher is better: accuracy rising 0.45 -> 0.48 -> 0.54 never stops training"
+    from fastai.metrics import accuracy
+    from fastai.callback.core import Callback
+    class Rising(Callback):
+        order = 55  # after the Recorder, before the monitor
+        def after_epoch(self): self.recorder.values[-1][2] = [0.45, 0.48, 0.54, 0.55][self.epoch]
+    mon = OverfittingMonitor(monitor='accuracy', patience=2, stop=True, verbose=False)
+    learn = toy_learner(cbs=[Rising(), mon], opt_func=Adam, lr=0.05, bs=8)
+    learn.metrics = accuracy
+    learn.fit(4)
+    assert list(mon.history.accuracy) == [0.45, 0.48, 0.54, 0.55] and mon.turning is None
+
+def test_overfitting_monitor_falling_accuracy_stops():
+    from fastai.metrics import accuracy
+    from fastai.callback.core import Callback
+    class Falling(Callback):
+        order = 55
+        def after_epoch(self): self.recorder.values[-1][2] = [0.6, 0.5, 0.4, 0.3, 0.2][self.epoch]
+    mon = OverfittingMonitor(monitor='accuracy', patience=2, stop=True, verbose=False)
+    learn = toy_learner(cbs=[Falling(), mon], opt_func=Adam, lr=0.05, bs=8)
+    learn.metrics = accuracy
+    learn.fit(5)
+    assert mon.turning == 0 and len(mon.history) == 3
+
 def test_overfitting_monitor_stops():
     mon = OverfittingMonitor(patience=3, stop=True, verbose=False)
     learn = toy_learner(cbs=mon, opt_func=Adam, lr=0.05, bs=8)

@@ -7,20 +7,24 @@ Docs: https://textkit.github.io/textkit/callbacks.html.md"""
 # %% ../nbs/05_callbacks.ipynb #f5e2077d
 from __future__ import annotations
 import time
-from functools import partial
-import numpy as np, pandas as pd, torch
+import numpy as np, pandas as pd
 from torch import nn
 from fastcore.basics import store_attr, ifnone
 from fastai.callback.core import Callback, CancelFitException, CancelTrainException
-from fastai.callback.tracker import EarlyStoppingCallback
-from fastai.callback.schedule import SchedLin, SchedCos
+from fastai.callback.tracker import TrackerCallback
+from fastai.callback.schedule import SchedLin
 from fastai.torch_core import norm_types
 
 # %% auto #0
 __all__ = ['l2_params', 'L2Penalty', 'dropout_modules', 'DropoutSchedule', 'turning_epoch', 'OverfittingMonitor', 'TimeBudget']
 
 # %% ../nbs/05_callbacks.ipynb #11fcc83d
-def l2_params(model:nn.Module, biases:bool=False, norms:bool=False, embeddings:bool=True) -> list:
+def l2_params(
+    model:nn.Module,        # the model
+    biases:bool=False,      # include biases (every parameter whose name starts with `bias`)
+    norms:bool=False,       # include the parameters of normalisation layers
+    embeddings:bool=True,   # include embedding matrices
+) -> list:
     "Parameters of `model` that L2 regularisation should act on"
     skip = set()
     for m in model.modules():
@@ -32,7 +36,12 @@ def l2_params(model:nn.Module, biases:bool=False, norms:bool=False, embeddings:b
 class L2Penalty(Callback):
     "Add `wd/2 * sum(w**2)` over `l2_params(model)` to the training loss"
     order = 5  # before the loss is recorded
-    def __init__(self, wd:float, biases:bool=False, norms:bool=False, embeddings:bool=True): store_attr()
+    def __init__(self,
+        wd:float,               # the L2 coefficient λ
+        biases:bool=False,      # penalise biases too
+        norms:bool=False,       # penalise normalisation layers too
+        embeddings:bool=True,   # penalise embedding matrices
+    ): store_attr()
 
     def before_fit(self):
         self.params, self.penalties = l2_params(self.model, self.biases, self.norms, self.embeddings), []
@@ -48,7 +57,9 @@ class L2Penalty(Callback):
         self.penalties.append(pen.item())
 
 # %% ../nbs/05_callbacks.ipynb #617c3de4
-def dropout_modules(model:nn.Module) -> list:
+def dropout_modules(
+    model:nn.Module,  # the model
+) -> list:
     "Modules of `model` whose dropout probability can be scheduled"
     return [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)
             or (isinstance(m, nn.RNNBase) and m.num_layers > 1)
@@ -61,7 +72,12 @@ def _set_p(m, p):
 class DropoutSchedule(Callback):
     "Anneal dropout probability from `start` to `end` over training with `sched` (fastai annealer)"
     order = 1
-    def __init__(self, start:float, end:float, sched=SchedLin, modules=None): store_attr()
+    def __init__(self,
+        start:float,        # probability at the start of training
+        end:float,          # probability at the end (kept after training)
+        sched=SchedLin,     # fastai annealer: `SchedLin`, `SchedCos`, `SchedExp`...
+        modules=None,       # modules to act on; default `dropout_modules(model)`
+    ): store_attr()
 
     def before_fit(self):
         self.mods = ifnone(self.modules, dropout_modules(self.model))
@@ -78,36 +94,50 @@ class DropoutSchedule(Callback):
         for m in self.mods: _set_p(m, self.end)
 
 # %% ../nbs/05_callbacks.ipynb #b8c019d7
-def turning_epoch(valid_losses, patience:int=1, min_delta:float=0.) -> int|None:
-    "Epoch with the best validation loss, if it is followed by `patience` epochs without improvement; else None"
-    best, best_i, wait = float('inf'), None, 0
-    for i, v in enumerate(valid_losses):
-        if v < best - min_delta: best, best_i, wait = v, i, 0
+def turning_epoch(
+    values,                # the monitored value, one per epoch
+    patience:int=1,        # epochs without improvement that confirm the turn
+    min_delta:float=0.,    # an improvement smaller than this does not count
+    comp=np.less,          # `np.less` (lower is better, losses) or `np.greater` (accuracy...)
+) -> int|None:
+    "Epoch with the best value, if it is followed by `patience` epochs without improvement; else None"
+    best, best_i, wait = None, None, 0
+    for i, v in enumerate(values):
+        if best is None or comp(v - (-min_delta if comp is np.less else min_delta), best): best, best_i, wait = v, i, 0
         else:
             wait += 1
             if wait >= patience: return best_i
     return None
 
 # %% ../nbs/05_callbacks.ipynb #32c10e02
-class OverfittingMonitor(EarlyStoppingCallback):
-    "Record the train-valid gap per epoch, find where validation loss turns, optionally stop there"
-    order = EarlyStoppingCallback.order + 1  # after the Recorder has the epoch's values
-    def __init__(self, monitor='valid_loss', min_delta=0., patience=1, stop=False, verbose=True):
-        super().__init__(monitor=monitor, min_delta=min_delta, patience=patience)
-        store_attr('stop,verbose')
+class OverfittingMonitor(TrackerCallback):
+    "Record the train-valid gap per epoch and the epoch where the monitored value stops improving; optionally stop there"
+    order = TrackerCallback.order + 1  # after the Recorder has the epoch's values
+    def __init__(self,
+        monitor:str='valid_loss',  # 'valid_loss' or a metric's name
+        comp=None,                 # `np.less` or `np.greater`; by default from the name, as fastai's trackers do
+        min_delta:float=0.,        # an improvement smaller than this does not count
+        patience:int=1,            # epochs without improvement that confirm the turn
+        stop:bool=False,           # stop training at the turn, as `EarlyStoppingCallback`
+        verbose:bool=True,         # say so when stopping
+    ):
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta)
+        store_attr('patience,stop,verbose')
 
     def before_fit(self): super().before_fit(); self.fresh = True  # also called by `learn.validate()`: keep the history
     def before_train(self):
-        if self.fresh: self.rows, self.turning, self.fresh = [], None, False
+        if self.fresh: self.rows, self.turning, self.best_epoch, self.wait, self.fresh = [], None, None, 0, False
         self.trained = True
 
     def after_epoch(self):
         if not getattr(self, 'trained', False): return  # an epoch of `learn.validate()`
         self.trained = False
-        names = self.recorder.metric_names[1:-1]
-        vals = dict(zip(names, self.recorder.values[-1]))
+        super().after_epoch()  # fastai's comparison, with `comp` and `min_delta`: sets `new_best`
+        vals = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
         self.rows.append({'epoch': self.epoch, **vals, 'gap': vals['valid_loss'] - vals['train_loss']})
-        if self.turning is None: self.turning = turning_epoch([r[self.monitor] for r in self.rows], self.patience, abs(self.min_delta))
+        if self.new_best: self.best_epoch, self.wait = self.epoch, 0
+        else: self.wait += 1
+        if self.turning is None and self.wait >= self.patience: self.turning = self.best_epoch
         if self.turning is not None and self.stop:
             if self.verbose: print(f"Validation {self.monitor} stopped improving after epoch {self.turning}: stopping.")
             raise CancelFitException()
@@ -118,8 +148,11 @@ class OverfittingMonitor(EarlyStoppingCallback):
 # %% ../nbs/05_callbacks.ipynb #f1d9ef88
 class TimeBudget(Callback):
     "Train for `seconds` of training time (validation excluded) or the epochs asked for, the schedule following whichever ends first"
-    def __init__(self, seconds:float, clock:str='cpu'): # 'cpu': process CPU time (robust on a shared machine), or 'wall'
-        if clock not in ('cpu', 'wall'): raise ValueError(f"clock must be 'cpu' or 'wall', not {clock!r}")
+    def __init__(self,
+        seconds:float,     # the training time granted
+        clock:str='cpu',   # 'cpu': process CPU time (robust on a shared machine), or 'wall'
+    ):
+        if clock not in ('cpu', 'wall'): raise ValueError(f"Unknown clock {clock!r}: choose one of 'cpu', 'wall'")
         self.seconds, self.now = seconds, time.process_time if clock == 'cpu' else time.perf_counter
     def before_fit(self): self.used = 0.
     def before_epoch(self):

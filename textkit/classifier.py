@@ -6,7 +6,7 @@ Docs: https://textkit.github.io/textkit/classifier.html.md"""
 
 # %% ../nbs/04_classifier.ipynb #c461b71e
 from __future__ import annotations
-import functools, warnings
+import functools, inspect, warnings
 from pathlib import Path
 
 import pandas as pd, torch
@@ -22,28 +22,21 @@ import fastai.callback.schedule, fastai.callback.progress  # fit_one_cycle, lr_f
 from fastai.text.core import defaults as _fa_defaults
 from .data import imdb_dls
 from .callbacks import TimeBudget
-from .lm import ARCHS, IMPLS, rnn_class  # the same names and layer classes as the language models
+from .lm import rnn_class, check_choice, deprecated_kwargs, delegates_kwargs, constructor_args  # the same checks and layer classes as the language models
 
 # %% auto #0
-__all__ = ['POOLS', 'ACTS', 'check_choice', 'right_pad', 'recurrent_layer', 'TextClassifier', 'reverse_within', 'fused_unpacked',
+__all__ = ['POOLS', 'ACTS', 'right_pad', 'recurrent_layer', 'TextClassifier', 'reverse_within', 'fused_unpacked',
            'classifier_learner', 'train_classifier', 'predict_texts']
 
 # %% ../nbs/04_classifier.ipynb #4e4cdbaf
 POOLS = ('last', 'max', 'mean', 'concat')
 ACTS = {None: None, 'relu': nn.ReLU, 'elu': nn.ELU, 'leaky_relu': nn.LeakyReLU}
 
-def check_choice(what:str, # what is being chosen, for the message
-                 value,    # the choice made
-                 valid):   # the valid choices
-    "Return `value` if it is one of `valid`, else raise a `ValueError` listing them"
-    if value not in valid:
-        raise ValueError(f"Unknown {what} {value!r}; valid {what}s: {', '.join(map(repr, valid))}")
-    return value
-
 # %% ../nbs/04_classifier.ipynb #b18d6d60
-def right_pad(x:Tensor,      # token ids `(batch, seq)`, padded anywhere with `pad_idx`
-              pad_idx:int=1  # the padding token
-             ) -> tuple:
+def right_pad(
+    x:Tensor,       # token ids `(batch, seq)`, padded anywhere with `pad_idx`
+    pad_idx:int=1,  # the padding token
+) -> tuple:
     "`(x, lengths)`: each row's real tokens moved to the front in order, pads after them, trimmed to the longest row"
     real = x != pad_idx
     lengths, T = real.sum(1), x.shape[1]
@@ -52,53 +45,66 @@ def right_pad(x:Tensor,      # token ids `(batch, seq)`, padded anywhere with `p
     return x[:, :max(int(lengths.max()), 1) if len(x) else 0], lengths
 
 # %% ../nbs/04_classifier.ipynb #8a53da62
-def recurrent_layer(arch:str,       # 'rnn', 'lstm' or 'gru'
-                    input_size:int, hidden_size:int, num_layers:int=1, bidirectional:bool=False,
-                    dropout:float=0., # between stacked layers
-                    impl:str='torch'  # 'torch' (fused, fast) or 'scratch' (`textkit.cells`, readable)
-                   ) -> nn.Module:
-    "A `batch_first` recurrent layer from `torch.nn` or `textkit.cells`"
-    cls = rnn_class(check_choice('arch', arch, ARCHS), check_choice('impl', impl, IMPLS))
-    return cls(input_size, hidden_size, num_layers=num_layers, batch_first=True,
-               bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.)
+def recurrent_layer(
+    arch:str,                  # 'rnn', 'lstm' or 'gru'
+    input_size:int,            # size of the input vectors
+    hidden_size:int,           # hidden size of each direction
+    num_layers:int=1,          # stacked layers
+    bidirectional:bool=False,  # read each sequence in both directions
+    dropout:float=0.,          # between stacked layers
+    impl:str='torch',          # 'torch' (fused, fast) or 'scratch' (`textkit.cells`, readable)
+) -> nn.Module:
+    "A `batch_first` recurrent layer from `torch.nn` or `textkit.cells`, with `torch.nn`'s argument names"
+    return rnn_class(arch, impl)(input_size, hidden_size, num_layers=num_layers, batch_first=True,
+                                 bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.)
 
 # %% ../nbs/04_classifier.ipynb #cb85ba92
+def _old_rnn_drop(p): return dict(hidden_p=p, output_p=p)  # the old `rnn_drop` drove both
+
+_OLD_DROPS = dict(emb_drop=lambda p: dict(input_p=p), rnn_drop=_old_rnn_drop, head_drop=lambda p: dict(head_p=p))
+
 class TextClassifier(Module):
     "Embedding → RNN/LSTM/GRU over the real tokens → pooling → linear head, for padded batches of token ids"
+    @deprecated_kwargs(**_OLD_DROPS)
     def __init__(self,
-        vocab_sz:int,          # vocabulary size
-        arch:str='rnn',        # 'rnn', 'lstm' or 'gru'
-        emb_sz:int=100,        # embedding size
-        hidden_sz:int=100,     # hidden state size (per direction)
-        n_layers:int=1,        # stacked recurrent layers
-        bidirectional:bool=False,
-        impl:str='torch',      # 'torch' (fused) or 'scratch' (`textkit.cells`)
-        pool:str='last',       # 'last', 'max', 'mean' or 'concat'
-        head:tuple=(10,),      # sizes of the hidden linear layers of the head
-        act:str|None=None,     # activation between head layers: None, 'relu', 'elu' or 'leaky_relu'
-        emb_drop:float=0.,     # dropout on embeddings
-        rnn_drop:float=0.,     # dropout on pooled features and between stacked layers
-        head_drop:float=0.,    # dropout between head layers
-        n_out:int=2,           # number of classes
-        pad_idx:int=1):        # index of `xxpad`
+        vocab_sz:int,              # vocabulary size
+        arch:str='lstm',           # 'rnn', 'lstm' or 'gru'
+        emb_sz:int=100,            # embedding size
+        hidden_sz:int=100,         # hidden state size (per direction)
+        n_layers:int=1,            # stacked recurrent layers
+        bidirectional:bool=False,  # read each review in both directions
+        impl:str='torch',          # 'torch' (fused) or 'scratch' (`textkit.cells`)
+        pool:str='last',           # 'last', 'max', 'mean' or 'concat'
+        head:tuple=(10,),          # sizes of the hidden linear layers of the head
+        act:str|None=None,         # activation between head layers: None, 'relu', 'elu' or 'leaky_relu'
+        input_p:float=0.,          # dropout on the embeddings
+        hidden_p:float=0.,         # dropout between stacked recurrent layers
+        output_p:float=0.,         # dropout on the pooled features, before the head
+        head_p:float=0.,           # dropout between head layers
+        n_out:int=2,               # number of classes
+        pad_idx:int=1,             # index of `xxpad`
+    ):
+        self.config = constructor_args(TextClassifier.__init__, locals())  # all that rebuilds the model
         check_choice('pool', pool, POOLS); check_choice('act', act, tuple(ACTS))
         self.arch, self.impl, self.pool, self.pad_idx = arch, impl, pool, pad_idx
         self.n_layers, self.n_dir = n_layers, 2 if bidirectional else 1
         self.emb = nn.Embedding(vocab_sz, emb_sz, padding_idx=pad_idx)
-        self.emb_drop = nn.Dropout(emb_drop)
-        self.rnn = recurrent_layer(arch, emb_sz, hidden_sz, n_layers, bidirectional, rnn_drop, impl)
+        self.input_dp = nn.Dropout(input_p)
+        self.rnn = recurrent_layer(arch, emb_sz, hidden_sz, n_layers, bidirectional, hidden_p, impl)
         sizes = [self.n_dir*hidden_sz*(3 if pool == 'concat' else 1), *((head,) if isinstance(head, int) else head), n_out]
-        layers = [nn.Dropout(rnn_drop)]
+        layers = [nn.Dropout(output_p)]
         for i, (ni, no) in enumerate(zip(sizes[:-1], sizes[1:])):
-            if i > 0: layers += ([ACTS[act]()] if act else []) + ([nn.Dropout(head_drop)] if head_drop else [])
+            if i > 0: layers += ([ACTS[act]()] if act else []) + ([nn.Dropout(head_p)] if head_p else [])
             layers.append(nn.Linear(ni, no))
         self.head = nn.Sequential(*layers)
 
-    def forward(self, x:Tensor) -> Tensor:
+    def forward(self,
+        x:Tensor,  # token ids `(batch, seq)`
+    ) -> Tensor:
         "Logits `(batch, n_out)` of token ids `x` `(batch, seq)`, padded with `pad_idx` on any side"
         x, lengths = right_pad(x, self.pad_idx)
         lengths = lengths.clamp(min=1)  # a review with no token at all reads one pad (a zero embedding)
-        out, h = self.encode(self.emb_drop(self.emb(x)), lengths)
+        out, h = self.encode(self.input_dp(self.emb(x)), lengths)
         return self.head(self.pooled(out, h, lengths))
 
 # %% ../nbs/04_classifier.ipynb #89441c44
@@ -140,13 +146,20 @@ def fused_unpacked(rnn:nn.RNNBase, # a `batch_first` `torch.nn.RNN`, `LSTM` or `
         x = torch.cat(outs, -1).masked_fill(~real, 0.)
     return x, torch.stack(hs)
 
-def _encode(self:TextClassifier, emb:Tensor, lengths:Tensor) -> tuple:
+def _encode(self:TextClassifier,
+    emb:Tensor,      # right-padded embeddings `(batch, seq, emb_sz)`
+    lengths:Tensor,  # real length of each row
+) -> tuple:
     "Outputs `(batch, seq, dirs*hidden)` (zero at pads) and `h_n` `(layers*dirs, batch, hidden)`"
     if self.impl == 'torch': return fused_unpacked(self.rnn, emb, lengths)
     out, h = self.rnn(emb, lengths=lengths)
     return out, (h[0] if isinstance(h, tuple) else h)  # LSTM: (h_n, c_n)
 
-def _pooled(self:TextClassifier, out:Tensor, h:Tensor, lengths:Tensor) -> Tensor:
+def _pooled(self:TextClassifier,
+    out:Tensor,      # outputs `(batch, seq, dirs*hidden)`, zero at pads
+    h:Tensor,        # final states `(layers*dirs, batch, hidden)`
+    lengths:Tensor,  # real length of each row
+) -> Tensor:
     "One vector per review from the outputs at real tokens, or the last layer's final states"
     last = torch.cat(list(h.view(self.n_layers, self.n_dir, *h.shape[1:])[-1]), -1)  # forward ‖ backward
     if self.pool == 'last': return last
@@ -159,43 +172,47 @@ def _pooled(self:TextClassifier, out:Tensor, h:Tensor, lengths:Tensor) -> Tensor
 TextClassifier.encode, TextClassifier.pooled = _encode, _pooled
 
 # %% ../nbs/04_classifier.ipynb #ac5872df
-_MODEL_ARGS = ('emb_sz', 'hidden_sz', 'n_layers', 'bidirectional', 'impl', 'pool', 'head', 'act',
-               'emb_drop', 'rnn_drop', 'head_drop')
-
-def classifier_learner(dls,              # classification DataLoaders, e.g. from `imdb_dls`
-                       arch:str='rnn',   # 'rnn', 'lstm' or 'gru'
-                       loss_func=None,   # default `CrossEntropyLossFlat()`
-                       metrics=accuracy,
-                       **kwargs          # `TextClassifier` arguments, then `Learner` arguments
-                      ) -> Learner:
-    "A fastai `Learner` for a `TextClassifier` on `dls`"
+@deprecated_kwargs(**_OLD_DROPS)
+@delegates_kwargs(TextClassifier.__init__)
+def classifier_learner(
+    dls,              # classification DataLoaders, e.g. from `imdb_dls`
+    arch:str='lstm',  # 'rnn', 'lstm' or 'gru'
+    loss_func=None,   # default `CrossEntropyLossFlat()`
+    metrics=accuracy, # fastai metrics
+    **kwargs,
+) -> Learner:
+    "A fastai `Learner` for a `TextClassifier` on `dls`; `kwargs` go to the model, then to `Learner`"
     vocab, labels = dls.vocab
-    model_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in _MODEL_ARGS}
-    model = TextClassifier(len(vocab), arch, n_out=len(labels), pad_idx=list(vocab).index('xxpad'), **model_kw)
+    model_args = inspect.signature(TextClassifier).parameters
+    model = TextClassifier(len(vocab), arch, n_out=len(labels), pad_idx=list(vocab).index('xxpad'),
+                           **{k: kwargs.pop(k) for k in list(kwargs) if k in model_args})
     return Learner(dls, model, loss_func=ifnone(loss_func, CrossEntropyLossFlat()), metrics=metrics, **kwargs)
 
 # %% ../nbs/04_classifier.ipynb #a7d40f89
 _DATA = {'imdb_sample': 'sample', 'imdb': 'full'}
 
-def train_classifier(data:str='imdb_sample', # 'imdb_sample' (1,000 reviews) or 'imdb' (25,000 train / 25,000 test)
-                     arch:str='gru',         # 'rnn', 'lstm' or 'gru'
-                     bidirectional:bool=False,
-                     epochs:int=4,           # one-cycle epochs (an upper bound when `budget` is given)
-                     lr:float=1e-2,          # maximum learning rate
-                     bs:int=64,              # batch size
-                     budget:float|None=None, # training time limit in seconds
-                     max_vocab:int=60000, min_freq:int=3,
-                     max_len:int|None=400,   # keep the first `max_len` tokens of each review
-                     seed:int|None=42,
-                     show_progress:bool=True, # fastai's progress bar (the table of metrics is printed either way)
-                     out:str|Path|None=None, # export the trained `Learner` to this file
-                     **kwargs                # `TextClassifier` or `Learner` arguments
-                    ) -> Learner:
-    "Train a sentiment classifier on IMDB and validate it on the official test split; export it to `out`"
+@deprecated_kwargs(**_OLD_DROPS)
+@delegates_kwargs(classifier_learner)
+def train_classifier(
+    data:str='imdb_sample',   # 'imdb_sample' (1,000 reviews) or 'imdb' (25,000 train / 25,000 test)
+    arch:str='lstm',          # 'rnn', 'lstm' or 'gru'
+    epochs:int=4,             # one-cycle epochs (an upper bound when `budget` is given)
+    lr:float=1e-2,            # maximum learning rate
+    bs:int=64,                # batch size
+    budget:float|None=None,   # training time limit in seconds
+    max_vocab:int=60000,      # the most words in the vocabulary
+    min_freq:int=3,           # rarer words become `xxunk`
+    max_len:int|None=400,     # keep the first `max_len` tokens of each review
+    seed:int|None=42,         # seed of weights and batches
+    show_progress:bool=True,  # fastai's progress bar (the table of metrics is printed either way)
+    out:str|Path|None=None,   # export the trained `Learner` to this file
+    **kwargs,
+) -> Learner:
+    "Train a sentiment classifier on IMDB, validate it on the official test split, export it to `out`; `kwargs` go to `classifier_learner`"
     size = _DATA[check_choice('data', data, tuple(_DATA))]
     if seed is not None: set_seed(seed, reproducible=True)
     dls = imdb_dls(size, bs=bs, max_vocab=max_vocab, min_freq=min_freq, max_len=max_len)
-    learn = classifier_learner(dls, arch, bidirectional=bidirectional, **kwargs)
+    learn = classifier_learner(dls, arch, **kwargs)
     cbs = [TimeBudget(budget)] if budget else []
     if show_progress: learn.fit_one_cycle(epochs, lr, cbs=cbs)
     else:
@@ -208,9 +225,11 @@ def train_classifier(data:str='imdb_sample', # 'imdb_sample' (1,000 reviews) or 
     return learn
 
 # %% ../nbs/04_classifier.ipynb #37226b7d
-def predict_texts(model_path:str|Path, # a model written by `Learner.export` / `train_classifier(out=...)`
-                  texts,                # one text or a list of texts
-                  bs:int=64) -> pd.DataFrame:
+def predict_texts(
+    model_path:str|Path,  # a model written by `Learner.export` / `train_classifier(out=...)`
+    texts,                # one text or a list of texts
+    bs:int=64,            # batch size
+) -> pd.DataFrame:
     "Label of each text and its probability: DataFrame `text, label, probability`"
     learn = load_learner(model_path, cpu=True)
     texts = [texts] if isinstance(texts, str) else list(texts)

@@ -15,12 +15,14 @@ from typing import Callable
 import numpy as np, pandas as pd, torch
 from fastcore.basics import ifnone, first, store_attr
 from fastcore.xdg import xdg_cache_home
-from fastai.data.core import DataLoaders
+from fastai.data.core import DataLoaders, Datasets
 from fastai.data.block import DataBlock, CategoryBlock
 from fastai.data.transforms import ColReader, ColSplitter
 from fastai.data.external import URLs, untar_data
 from fastai.text.core import Tokenizer, tokenize_df, defaults as _fa_defaults
 from fastai.text.data import Numericalize, TextBlock, LMDataLoader
+from fastai.text.data import TensorText
+from fasttransform import Transform
 from fastai.torch_core import TitledStr
 from fastdownload import download_url
 
@@ -28,7 +30,7 @@ from fastdownload import download_url
 __all__ = ['CORPORA', 'data_dirs', 'cache_dir', 'CorpusNotFoundError', 'CorruptCorpusError', 'CorpusFile', 'sha256sum', 'Corpus',
            'normalize_newlines', 'strip_gutenberg', 'strip_page_layout', 'clean_gutenberg', 'clean_don_mendo',
            'find_corpus', 'download_corpus', 'corpus_paths', 'data_env', 'get_corpus', 'get_imdb', 'CharTok',
-           'char_tokenizer', 'word_tokenize', 'detokenize', 'WordTok', 'TextTokenizer', 'word_tokenizer',
+           'char_tokenizer', 'word_tokenize', 'detokenize', 'WordTok', 'TextTokenizer', 'word_tokenizer', 'LMDecode',
            'LMDataLoaders', 'lm_dls', 'char_lm_dls', 'word_lm_dls', 'PretokenizedTokenizer', 'imdb_tokenizer',
            'tokenize_imdb', 'imdb_dls']
 
@@ -304,11 +306,32 @@ def word_tokenizer(lower:bool=False) -> Tokenizer:
     return TextTokenizer(WordTok(lower))
 
 # %% ../nbs/00_data.ipynb #e3357608
+class LMDecode(Transform):
+    "Token ids back to text (`TitledStr`), for fastai's `show_batch` and `show_results`: the ids pass through unchanged"
+    def __init__(self,
+        tok:Tokenizer,     # the tokenizer, whose `decode` joins tokens
+        num:Numericalize,  # the vocabulary, whose `decode` maps ids to tokens
+    ): self.tok, self.num = tok, num
+    def decodes(self, o:TensorText): return self.tok.decode(self.num.decode(o))
+
 class LMDataLoaders(DataLoaders):
     "fastai `DataLoaders` for language modelling that carry their tokenizer and vocabulary"
-    def __init__(self, train, valid, tok:Tokenizer, num:Numericalize, level:str, split:int, device=None):
-        super().__init__(train, valid, device=device)
+    def __init__(self,
+        *loaders,                  # the training and validation `LMDataLoader`s
+        tok:Tokenizer|None=None,   # tokenizer of the text
+        num:Numericalize|None=None, # vocabulary (`num.vocab`)
+        level:str='char',          # 'char' or 'word'
+        split:int|None=None,       # number of training tokens (the held-out stream starts there)
+        path:str|Path='.',         # where fastai's `export` writes
+        device=None,               # device of the batches
+    ):
+        super().__init__(*loaders, path=path, device=device)
         store_attr('tok,num,level,split')
+
+    def new_empty(self):
+        "Copy without data (what fastai's `Learner.export` keeps): tokenizer and vocabulary only"
+        loaders = [dl.new(dl.dataset.new_empty()) for dl in self.loaders]
+        return type(self)(*loaders, tok=self.tok, num=self.num, level=self.level, split=self.split, path=self.path, device=self.device)
 
     @property
     def vocab(self): return self.num.vocab
@@ -343,8 +366,9 @@ def lm_dls(text:str, tok:Tokenizer, level:str, valid_pct:float=0.1, bs:int=64, s
     num = Numericalize(min_freq=min_freq, max_vocab=max_vocab, special_toks=['xxunk', 'xxpad'])
     num.setup([train])
     ids = [num(train), num(valid)]
-    dls = [LMDataLoader([o], lens=[len(o)], bs=min(bs, (len(o)-1)//seq_len), seq_len=seq_len, shuffle=i==0, drop_last=i==0)
-           for i, o in enumerate(ids)]
+    dec = LMDecode(tok, num)  # a fastai `Datasets` with a decoding transform: show_batch, show_results and export work
+    dls = [LMDataLoader(Datasets([o], tfms=[[dec]]), lens=[len(o)], bs=min(bs, (len(o)-1)//seq_len), seq_len=seq_len,
+                        shuffle=i==0, drop_last=i==0) for i, o in enumerate(ids)]
     return LMDataLoaders(*dls, tok=tok, num=num, level=level, split=split, device=device)
 
 def char_lm_dls(text:str, valid_pct:float=0.1, bs:int=64, seq_len:int=128, min_freq:int=1, device=None, **kwargs):

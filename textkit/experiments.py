@@ -28,15 +28,17 @@ class _EpochTimes(Callback):
     def before_fit(self): self.t0, self.times = time.perf_counter(), []
     def after_epoch(self): self.times.append(time.perf_counter() - self.t0)
 
-def run_grid(make_learner,          # function of one configuration's values (as keyword arguments) -> `Learner`
-             grid:dict,             # {name: [values]}: every combination is run
-             epochs:int=3,
-             lr:float=1e-3,
-             seeds=(0,),            # each configuration is run once per seed
-             fit:str='fit_one_cycle', # `Learner` method used to train
-             show_progress:bool=True, # a progress bar over the configurations
-             **fit_kwargs) -> pd.DataFrame:
-    "Train a learner for every configuration in `grid` and seed; one row per configuration, seed and epoch"
+def run_grid(
+    make_learner,             # function of one configuration's values (as keyword arguments) -> `Learner`
+    grid:dict,                # {name: [values]}: every combination is run
+    epochs:int=3,             # epochs of each run
+    lr:float=1e-3,            # learning rate of each run
+    seeds=(0,),               # each configuration is run once per seed
+    fit:str='fit_one_cycle',  # `Learner` method used to train
+    show_progress:bool=True,  # a progress bar over the configurations
+    **fit_kwargs,
+) -> pd.DataFrame:
+    "Train a learner for every configuration in `grid` and seed (`fit_kwargs` go to `fit`); one row per configuration, seed and epoch"
     configs = [dict(zip(grid, vals)) for vals in itertools.product(*grid.values())]
     rows = []
     runs = list(itertools.product(configs, seeds))
@@ -50,11 +52,19 @@ def run_grid(make_learner,          # function of one configuration's values (as
     return pd.DataFrame(rows)
 
 # %% ../nbs/06_experiments.ipynb #cca15f6c
-def config_columns(df:pd.DataFrame) -> list:
+def config_columns(
+    df:pd.DataFrame,  # a `run_grid` result
+) -> list:
     "The configuration columns of a `run_grid` result"
     return list(df.columns[:list(df.columns).index('seed')])
 
-def plot_grid(df:pd.DataFrame, metrics=None, by=None, figsize=None, title=None):
+def plot_grid(
+    df:pd.DataFrame,   # a `run_grid` result
+    metrics=None,      # columns to plot, one panel each (default: losses and the first metric)
+    by=None,           # columns that name a line (default: the configuration columns)
+    figsize=None,      # matplotlib figure size
+    title=None,        # figure title
+):
     "Curves of `metrics` (default: losses and the first metric) per epoch, one line per configuration"
     by = ifnone(by, config_columns(df))
     metrics = ifnone(metrics, [c for c in df.columns if c not in by + ['seed', 'epoch', 'seconds']][:3])
@@ -70,33 +80,69 @@ def plot_grid(df:pd.DataFrame, metrics=None, by=None, figsize=None, title=None):
     return fig
 
 # %% ../nbs/06_experiments.ipynb #985eefb7
-def final_table(df:pd.DataFrame, by=None) -> pd.DataFrame:
+def final_table(
+    df:pd.DataFrame,  # a `run_grid` result
+    by=None,          # columns that name a configuration (default: the configuration columns)
+) -> pd.DataFrame:
     "Last epoch of every configuration, averaged over seeds"
     by = ifnone(by, config_columns(df))
     last = df[df.epoch == df.epoch.max()]
     return last.drop(columns=['seed', 'epoch']).groupby(by, dropna=False).mean().reset_index()
 
 # %% ../nbs/06_experiments.ipynb #e3a78007
-def dropout_l2_study(dls, dropouts=(0., 0.5), wds=(0., 1e-3), arch='lstm', epochs=3, lr=3e-3, seeds=(0,),
-                     l2_embeddings=False, **kwargs):
-    "Grid of dropout probability × L2 penalty on a classifier"
+def dropout_l2_study(
+    dls,                   # classification DataLoaders
+    dropouts=(0., 0.5),    # dropout probabilities (the same at every place: `input_p`, `hidden_p`, `output_p`, `head_p`)
+    wds=(0., 1e-3),        # L2 coefficients (`L2Penalty`)
+    arch='lstm',           # 'rnn', 'lstm' or 'gru'
+    epochs=3,              # epochs of each run
+    lr=3e-3,               # learning rate of each run
+    seeds=(0,),            # each configuration is run once per seed
+    l2_embeddings=False,   # include the embedding matrix in the L2 penalty
+    **kwargs,
+):
+    "Grid of dropout probability × L2 penalty on a classifier (`kwargs` go to `classifier_learner`)"
     def make(dropout, wd):
-        return classifier_learner(dls, arch=arch, emb_drop=dropout, rnn_drop=dropout, head_drop=dropout, wd=0.,
+        return classifier_learner(dls, arch=arch, input_p=dropout, hidden_p=dropout, output_p=dropout, head_p=dropout, wd=0.,
                                   cbs=L2Penalty(wd, embeddings=l2_embeddings), **kwargs)
     return run_grid(make, {'dropout': dropouts, 'wd': wds}, epochs, lr, seeds)
 
-def arch_study(dls, archs=('rnn', 'lstm', 'gru'), bidirectional=(False,), epochs=3, lr=3e-3, seeds=(0,), **kwargs):
-    "RNN vs LSTM vs GRU (optionally bidirectional) on the same data"
+def arch_study(
+    dls,                          # classification DataLoaders
+    archs=('rnn', 'lstm', 'gru'), # architectures to compare
+    bidirectional=(False,),       # one-way and/or bidirectional
+    epochs=3,                     # epochs of each run
+    lr=3e-3,                      # learning rate of each run
+    seeds=(0,),                   # each configuration is run once per seed
+    **kwargs,
+):
+    "RNN vs LSTM vs GRU (optionally bidirectional) on the same data (`kwargs` go to `classifier_learner`)"
     return run_grid(lambda arch, bidir: classifier_learner(dls, arch=arch, bidirectional=bidir, wd=0., **kwargs),
                     {'arch': archs, 'bidir': bidirectional}, epochs, lr, seeds)
 
-def activation_study(dls, acts=(None, 'relu', 'elu', 'leaky_relu'), arch='lstm', epochs=3, lr=3e-3, seeds=(0,), **kwargs):
-    "Activation between the head's layers: none (the course's model), ReLU, ELU, LeakyReLU"
+def activation_study(
+    dls,                                       # classification DataLoaders
+    acts=(None, 'relu', 'elu', 'leaky_relu'),  # activations between the head's layers
+    arch='lstm',                               # 'rnn', 'lstm' or 'gru'
+    epochs=3,                                  # epochs of each run
+    lr=3e-3,                                   # learning rate of each run
+    seeds=(0,),                                # each configuration is run once per seed
+    **kwargs,
+):
+    "Activation between the head's layers: none (the course's model), ReLU, ELU, LeakyReLU (`kwargs` go to `classifier_learner`)"
     return run_grid(lambda act: classifier_learner(dls, arch=arch, act=act, wd=0., **kwargs), {'act': acts}, epochs, lr, seeds)
 
-def vocab_size_study(size='sample', max_vocabs=(5000, 10000, 20000), arch='lstm', epochs=3, lr=3e-3, seeds=(0,),
-                     dls_kwargs=None, **kwargs):
-    "Vocabulary size: the same reviews numericalized with each `max_vocab` (the only study that rebuilds the data)"
+def vocab_size_study(
+    size='sample',                     # IMDB size: 'sample' or 'full'
+    max_vocabs=(5000, 10000, 20000),   # vocabulary sizes to compare
+    arch='lstm',                       # 'rnn', 'lstm' or 'gru'
+    epochs=3,                          # epochs of each run
+    lr=3e-3,                           # learning rate of each run
+    seeds=(0,),                        # each configuration is run once per seed
+    dls_kwargs=None,                   # more `imdb_dls` arguments
+    **kwargs,
+):
+    "Vocabulary size: the same reviews numericalized with each `max_vocab`, the only study that rebuilds the data (`kwargs` go to `classifier_learner`)"
     dls = {mv: imdb_dls(size, max_vocab=mv, **(dls_kwargs or {})) for mv in max_vocabs}
     def make(max_vocab): return classifier_learner(dls[max_vocab], arch=arch, wd=0., **kwargs)
     res = run_grid(make, {'max_vocab': max_vocabs}, epochs, lr, seeds)

@@ -1,4 +1,4 @@
-"""Stateful RNN, GRU and LSTM language models for characters and words: a plain fastai `Learner`, text generation that costs one step per token, and safe save/load.
+"""Stateful RNN, GRU and LSTM language models for characters and words: an `LanguageModelLearner` with fastai's verbs, text generation that costs one step per token, and safe save/load.
 
 Docs: https://textkit.github.io/textkit/lm.html.md"""
 
@@ -6,20 +6,18 @@ Docs: https://textkit.github.io/textkit/lm.html.md"""
 
 # %% ../nbs/03_lm.ipynb #1099e05c
 from __future__ import annotations
-import json, math, time
-from collections import Counter
+import functools, inspect, json, math, time, warnings
 from pathlib import Path
 
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.foundation import L
-from fastcore.basics import patch_to, ifnone
+from fastcore.basics import patch, ifnone
+from fastcore.meta import delegates
 from fastai.learner import Learner, Metric
-from fastai.callback.core import Callback, CancelTrainException, CancelFitException
 from fastai.callback.rnn import ModelResetter
 from fastai.callback.training import GradientClip
-from fastai.callback.schedule import fit_one_cycle, lr_find  # patch `Learner`
-from fastai.callback.progress import ProgressCallback    # progress bars by default
+import fastai.callback.schedule, fastai.callback.progress, fastai.callback.hook  # fit_one_cycle, lr_find, progress bars, summary
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.optimizer import Adam
@@ -29,52 +27,103 @@ from .callbacks import TimeBudget
 from .data import get_corpus, char_lm_dls, word_lm_dls, char_tokenizer, word_tokenizer, LMDataLoaders, WordTok, CharTok
 
 # %% auto #0
-__all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'LM_FORMAT', 'SCHEDULES', 'rnn_class', 'LanguageModel', 'lm_loss_weights',
-           'TokenNLL', 'perplexity', 'bits_per_char', 'unigram_perplexity', 'lm_learner', 'UnknownTokensError',
-           'prompt_ids', 'generate', 'save_lm', 'codec_dls', 'load_lm', 'lm_corpus_dls', 'torch_adam', 'train_lm',
-           'generate_from_dir']
+__all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'NEVER_SAMPLED', 'LM_FORMAT', 'SCHEDULES', 'check_choice', 'rnn_class',
+           'deprecated_kwargs', 'delegates_kwargs', 'constructor_args', 'LanguageModel', 'TokenNLL', 'TokenPerplexity',
+           'BitsPerChar', 'lm_loss_weights', 'unigram_perplexity', 'LanguageModelLearner', 'lm_learner',
+           'UnknownTokensError', 'prompt_ids', 'codec_dls', 'save_lm', 'load_lm', 'lm_corpus_dls', 'torch_adam',
+           'train_lm']
 
 # %% ../nbs/03_lm.ipynb #7a246921
 ARCHS = ('rnn', 'lstm', 'gru')
 IMPLS = ('torch', 'scratch')
 
-def rnn_class(arch:str='lstm', # 'rnn', 'lstm' or 'gru'
-              impl:str='torch'): # 'torch' (fused `torch.nn`) or 'scratch' (`textkit.cells`)
+def check_choice(
+    what:str, # what is being chosen, for the message
+    value,    # the choice made
+    valid,    # the valid choices
+):
+    "Return `value` if it is one of `valid`, else raise a `ValueError` that lists them"
+    if value not in valid: raise ValueError(f"Unknown {what} {value!r}: choose one of {', '.join(map(repr, valid))}")
+    return value
+
+def rnn_class(
+    arch:str='lstm', # 'rnn', 'lstm' or 'gru'
+    impl:str='torch', # 'torch' (fused `torch.nn`) or 'scratch' (`textkit.cells`)
+):
     "The recurrent layer class for `arch` and `impl`"
-    if arch not in ARCHS: raise ValueError(f"Unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")
-    if impl not in IMPLS: raise ValueError(f"Unknown impl {impl!r}: choose one of {', '.join(IMPLS)}")
+    check_choice('arch', arch, ARCHS); check_choice('impl', impl, IMPLS)
     if impl == 'torch': return {'rnn': nn.RNN, 'lstm': nn.LSTM, 'gru': nn.GRU}[arch]
     try: from textkit import cells  # imported here: `lm` needs the scratch layers only when asked for them
     except ImportError as e: raise ImportError(f"impl='scratch' needs textkit.cells, which could not be imported ({e})") from e
     return getattr(cells, arch.upper())
 
+# %% ../nbs/03_lm.ipynb #2f9e9e9c
+def deprecated_kwargs(**renames):
+    "Decorator: each old keyword `old=f` keeps working for one release, mapped to new keywords by `f(value) -> dict`, with a `DeprecationWarning`"
+    def _dec(f):
+        @functools.wraps(f)
+        def _f(*args, **kwargs):
+            for old, new in renames.items():
+                if old not in kwargs: continue
+                mapped = new(kwargs.pop(old))
+                warnings.warn(f"{f.__qualname__}: `{old}` is deprecated, pass {', '.join(f'`{k}`' for k in mapped)} instead",
+                              DeprecationWarning, stacklevel=2)
+                kwargs = {**mapped, **kwargs}
+            return f(*args, **kwargs)
+        return _f
+    return _dec
+
+def delegates_kwargs(
+    to,  # the function whose parameters `**kwargs` may carry
+):
+    "fastai's `delegates`, keeping `**kwargs` (for `Learner` arguments) and linking to `to`, whose comments document the delegated parameters"
+    def _f(f):
+        f = delegates(to, keep=True)(f)
+        f.__delwrap__ = to  # what `docments` and nbdev's `show_doc` follow
+        return f
+    return _f
+
+def _three_p(p):
+    "The old `dropouts` (one value, or input/between-layers/output) as the new keywords"
+    return dict(zip(('input_p', 'hidden_p', 'output_p'), (p,)*3 if isinstance(p, (int, float)) else tuple(p)))
+
 # %% ../nbs/03_lm.ipynb #b40cfdb7
 def _detach(h): return tuple(t.detach() for t in h) if isinstance(h, tuple) else h.detach()
 def _state_bs(h): return (h[0] if isinstance(h, tuple) else h).shape[1]
 
+def constructor_args(
+    f,          # a constructor (`__init__`)
+    args:dict,  # its `locals()`, taken first thing in the body
+) -> dict:
+    "The arguments `f` was called with: all that rebuilds the object, kept as its `config`"
+    return {k: args[k] for k in inspect.signature(f).parameters if k != 'self' and k in args}
+
 class LanguageModel(nn.Module):
     "Stateful recurrent language model: tokens `(bs, seq_len)` in, next-token logits `(bs, seq_len, vocab_sz)` out"
+    @deprecated_kwargs(dropouts=_three_p)
     def __init__(self,
-        vocab_sz:int,               # number of tokens (`len(dls.vocab)`)
-        arch:str='lstm',            # 'rnn', 'lstm' or 'gru'
-        emb_sz:int=64,              # embedding size (ignored with `input='one_hot'`)
-        hidden_sz:int=256,          # hidden size of every recurrent layer
-        n_layers:int=2,             # stacked recurrent layers
-        dropouts:float|tuple=0.,    # `(input, between layers, output)` dropout, or one value for all three
-        impl:str='torch',           # 'torch' (fused `torch.nn`) or 'scratch' (`textkit.cells`): same weights either way
-        tie_weights:bool=False,     # share the embedding matrix with the output layer
-        input:str='embedding'):     # 'embedding', or 'one_hot' as in the course's scratch notebooks
+        vocab_sz:int,          # number of tokens (`len(dls.vocab)`)
+        arch:str='lstm',       # 'rnn', 'lstm' or 'gru'
+        emb_sz:int=64,         # embedding size (ignored with `input='one_hot'`)
+        hidden_sz:int=256,     # hidden size of every recurrent layer
+        n_layers:int=2,        # stacked recurrent layers
+        input_p:float=0.,      # dropout on the input vectors
+        hidden_p:float=0.,     # dropout between stacked recurrent layers
+        output_p:float=0.,     # dropout on the last layer's outputs, before the decoder
+        impl:str='torch',      # 'torch' (fused `torch.nn`) or 'scratch' (`textkit.cells`): same weights either way
+        tie_weights:bool=False, # share the embedding matrix with the output layer
+        input:str='embedding', # 'embedding', or 'one_hot' as in the course's scratch notebooks
+    ):
+        config = constructor_args(LanguageModel.__init__, locals())
         super().__init__()
-        if input not in ('embedding', 'one_hot'): raise ValueError(f"input must be 'embedding' or 'one_hot', not {input!r}")
+        self.config = config  # all that `save_lm` needs to rebuild it
+        check_choice('input', input, ('embedding', 'one_hot'))
         if tie_weights and input == 'one_hot': raise ValueError("tie_weights needs input='embedding' (one-hot input has no embedding to tie)")
-        p_in, p_rnn, p_out = (dropouts,)*3 if isinstance(dropouts, (int, float)) else dropouts
-        self.config = dict(vocab_sz=vocab_sz, arch=arch, emb_sz=emb_sz, hidden_sz=hidden_sz, n_layers=n_layers,
-                           dropouts=dropouts, impl=impl, tie_weights=tie_weights, input=input)  # all `save_lm` needs to rebuild it
         self.vocab_sz, self.hidden = vocab_sz, None
         n_in = vocab_sz if input == 'one_hot' else emb_sz
         self.encoder = nn.Embedding(vocab_sz, emb_sz) if input == 'embedding' else None
-        self.input_dp, self.output_dp = nn.Dropout(p_in), nn.Dropout(p_out)
-        self.rnn = rnn_class(arch, impl)(n_in, hidden_sz, n_layers, batch_first=True, dropout=p_rnn if n_layers > 1 else 0.)
+        self.input_dp, self.output_dp = nn.Dropout(input_p), nn.Dropout(output_p)
+        self.rnn = rnn_class(arch, impl)(n_in, hidden_sz, n_layers, batch_first=True, dropout=hidden_p if n_layers > 1 else 0.)
         # tied weights need the decoder's input size to be `emb_sz`: project the hidden state down when they differ
         self.proj = nn.Linear(hidden_sz, emb_sz, bias=False) if tie_weights and emb_sz != hidden_sz else None
         self.decoder = nn.Linear(emb_sz if tie_weights else hidden_sz, vocab_sz)
@@ -84,7 +133,9 @@ class LanguageModel(nn.Module):
         "Forget the state carried between batches (fastai's `ModelResetter` calls this)"
         self.hidden = None
 
-    def forward(self, x:Tensor) -> Tensor:
+    def forward(self,
+        x:Tensor,  # token ids `(bs, seq_len)`, continuing the previous batch's streams
+    ) -> Tensor:
         if self.hidden is not None and _state_bs(self.hidden) != x.shape[0]: self.reset()
         e = F.one_hot(x, self.vocab_sz).float() if self.encoder is None else self.encoder(x)
         out, h = self.rnn(self.input_dp(e), self.hidden)
@@ -93,68 +144,108 @@ class LanguageModel(nn.Module):
         return self.decoder(out if self.proj is None else self.proj(out))
 
 # %% ../nbs/03_lm.ipynb #cae10cfe
-def lm_loss_weights(dls:LMDataLoaders, kind:str='inverse_freq') -> Tensor:
-    "Per-token loss weights from the training stream's counts: `inverse_freq` (1/count) or `inverse_sqrt_freq`, mean 1 over the tokens seen"
-    if kind not in ('inverse_freq', 'inverse_sqrt_freq'):
-        raise ValueError(f"loss_weights must be None, a tensor, 'inverse_freq' or 'inverse_sqrt_freq', not {kind!r}")
-    counts = torch.bincount(torch.cat([torch.as_tensor(o).flatten() for o in dls.train.dataset]), minlength=len(dls.vocab)).float()
+class TokenNLL(Metric):
+    "Mean unweighted cross-entropy per token over the whole set (nats): the base of `TokenPerplexity` and `BitsPerChar`"
+    def reset(self): self.total, self.count = 0., 0
+    def accumulate(self,
+        learn,  # the `Learner`, whose `pred` and `yb` hold the batch
+    ):
+        pred, targ = learn.pred, learn.yb[0]
+        self.total += F.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(), targ.reshape(-1), reduction='sum').item()
+        self.count += targ.numel()
+    def _fn(self, nll:float) -> float: return nll  # what the metric reports of the mean NLL
+    @property
+    def value(self): return self._fn(self.total/self.count) if self.count else None
+    @property
+    def name(self): return 'token_nll'
+
+class TokenPerplexity(TokenNLL):
+    "Perplexity per token, `exp` of the mean unweighted cross-entropy: named 'perplexity' in the Recorder"
+    def _fn(self, nll:float) -> float: return math.exp(nll)
+    @property
+    def name(self): return 'perplexity'
+
+class BitsPerChar(TokenNLL):
+    "Mean cross-entropy in bits (per character at character level): named 'bits_per_char'"
+    def _fn(self, nll:float) -> float: return nll/math.log(2)
+    @property
+    def name(self): return 'bits_per_char'
+
+# %% ../nbs/03_lm.ipynb #90147447
+def _stream(dl) -> Tensor: return torch.cat([torch.as_tensor(o).flatten() for o in dl.items])
+
+def lm_loss_weights(
+    dls:LMDataLoaders,         # the training stream is counted
+    kind:str='inverse_freq',   # 'inverse_freq' (1/count) or 'inverse_sqrt_freq' (1/√count)
+) -> Tensor:
+    "Per-token loss weights from the training stream's counts, mean 1 over the tokens seen"
+    check_choice('loss weights', kind, ('inverse_freq', 'inverse_sqrt_freq'))
+    counts = torch.bincount(_stream(dls.train), minlength=len(dls.vocab)).float()
     w = counts.pow(-1. if kind == 'inverse_freq' else -.5)
     w[counts == 0] = 0.  # tokens never seen in training (xxpad, xxfake) are never targets there
     return w / w[counts > 0].mean()
 
-class TokenNLL(Metric):
-    "Unweighted cross-entropy per token over the whole set, passed through `fn` (perplexity, bits per character)"
-    def __init__(self, fn=math.exp, name='perplexity'): self.fn, self._name = fn, name
-    def reset(self): self.total, self.count = 0., 0
-    def accumulate(self, learn):
-        pred, targ = learn.pred, learn.yb[0]
-        self.total += F.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(), targ.reshape(-1), reduction='sum').item()
-        self.count += targ.numel()
-    @property
-    def value(self): return self.fn(self.total/self.count) if self.count else None
-    @property
-    def name(self): return self._name
-
-def perplexity() -> TokenNLL: return TokenNLL(math.exp, 'perplexity')
-def bits_per_char() -> TokenNLL: return TokenNLL(lambda nll: nll/math.log(2), 'bits_per_char')
-
 # %% ../nbs/03_lm.ipynb #ba898043
-def unigram_perplexity(dls:LMDataLoaders, alpha:float=1.) -> float:
+def unigram_perplexity(
+    dls:LMDataLoaders,  # the training stream gives the counts, the validation stream is scored
+    alpha:float=1.,     # add-`alpha` smoothing of the counts
+) -> float:
     "Held-out perplexity of the add-`alpha` unigram model of the training stream: the baseline that ignores context"
-    train, valid = (torch.cat([torch.as_tensor(o).flatten() for o in dl.dataset]) for dl in (dls.train, dls.valid))
-    counts = torch.bincount(train, minlength=len(dls.vocab)).double() + alpha
+    counts = torch.bincount(_stream(dls.train), minlength=len(dls.vocab)).double() + alpha
     logp = (counts/counts.sum()).log()
-    return math.exp(-logp[valid].mean().item())
+    return math.exp(-logp[_stream(dls.valid)].mean().item())
 
 # %% ../nbs/03_lm.ipynb #b9bfbcf1
-_MODEL_ARGS = ('emb_sz', 'hidden_sz', 'n_layers', 'dropouts', 'impl', 'tie_weights', 'input')
+class LanguageModelLearner(Learner):
+    "A fastai `Learner` for textkit's language models: `predict` continues a text at the cost of one model step per token"
+    @delegates(Learner.get_preds)
+    def get_preds(self,
+        concat_dim=1,   # batches continue each other along the sequence: join them on dim 1
+        reorder=False,  # the order of a stream is its own: nothing to undo
+        **kwargs,
+    ):
+        "Predictions over a whole stream, in order: batches follow each other along the sequence, so they are joined on dim 1"
+        return super().get_preds(concat_dim=concat_dim, reorder=reorder, **kwargs)
 
-def lm_learner(dls:LMDataLoaders,         # from `char_lm_dls` / `word_lm_dls`
-               arch:str='lstm',           # 'rnn', 'lstm' or 'gru'
-               loss_weights=None,         # None, 'inverse_freq', 'inverse_sqrt_freq', or a `(vocab_sz,)` tensor
-               clip:float|None=1.,        # gradient-norm clipping (`GradientClip`); None to turn it off
-               metrics=None,              # default: accuracy, perplexity (+ bits per char at char level)
-               cbs=None,                  # extra callbacks
-               **kwargs) -> Learner:      # `LanguageModel` arguments (`emb_sz`, `hidden_sz`, ...), then `Learner` ones (`wd`, `opt_func`, ...)
-    "A plain fastai `Learner` for a `LanguageModel` on `dls`: flat cross-entropy, `ModelResetter`, clipping"
-    model = LanguageModel(len(dls.vocab), arch, **{k: kwargs.pop(k) for k in _MODEL_ARGS if k in kwargs})
+def _default_metrics(dls): return [accuracy, TokenPerplexity()] + ([BitsPerChar()] if dls.level == 'char' else [])
+
+@deprecated_kwargs(dropouts=_three_p)
+@delegates_kwargs(LanguageModel.__init__)
+def lm_learner(
+    dls:LMDataLoaders,   # from `char_lm_dls` / `word_lm_dls`
+    arch:str='lstm',     # 'rnn', 'lstm' or 'gru'
+    loss_weights=None,   # None, 'inverse_freq', 'inverse_sqrt_freq', or a `(vocab_sz,)` tensor
+    clip:float|None=1.,  # gradient-norm clipping (`GradientClip`); None to turn it off
+    metrics=None,        # default: accuracy, perplexity (+ bits per char at char level)
+    cbs=None,            # extra callbacks
+    **kwargs,
+) -> LanguageModelLearner:
+    "A `LanguageModelLearner` for a `LanguageModel` on `dls`: flat cross-entropy, `ModelResetter`, clipping; `kwargs` go to the model, then to `Learner` (`wd`, `opt_func`...)"
+    model_args = inspect.signature(LanguageModel).parameters
+    model = LanguageModel(len(dls.vocab), arch, **{k: kwargs.pop(k) for k in list(kwargs) if k in model_args})
     if isinstance(loss_weights, str): loss_weights = lm_loss_weights(dls, loss_weights)
     loss = CrossEntropyLossFlat() if loss_weights is None else CrossEntropyLossFlat(weight=torch.as_tensor(loss_weights).float())
-    metrics = ifnone(metrics, [accuracy, perplexity()] + ([bits_per_char()] if dls.level == 'char' else []))
     cbs = [ModelResetter()] + ([GradientClip(clip)] if clip else []) + list(L(cbs))
-    learn = Learner(dls, model, loss_func=loss, opt_func=kwargs.pop('opt_func', Adam), metrics=metrics, cbs=cbs, **kwargs)
-    return learn
+    return LanguageModelLearner(dls, model, loss_func=loss, metrics=ifnone(metrics, _default_metrics(dls)), cbs=cbs, **kwargs)
 
 # %% ../nbs/03_lm.ipynb #3b6c6fd4
 UNKNOWN_POLICIES = ('error', 'unk', 'skip')
+NEVER_SAMPLED = ('xxunk', 'xxpad', 'xxfake')  # fastai's unknown, padding, and padding of the vocabulary to a multiple of 8
 
 class UnknownTokensError(ValueError):
     "A prompt holds tokens that the vocabulary lacks (listed in `.tokens`)"
-    def __init__(self, msg, tokens): super().__init__(msg); self.tokens = tokens
+    def __init__(self,
+        msg:str,      # the message
+        tokens:list,  # the tokens the vocabulary lacks
+    ): super().__init__(msg); self.tokens = tokens
 
-def prompt_ids(dls:LMDataLoaders, prompt:str, unknown:str='error') -> list:
-    "Token ids of `prompt`; tokens the vocabulary lacks raise (`unknown='error'`), become `xxunk` ('unk') or are dropped ('skip')"
-    if unknown not in UNKNOWN_POLICIES: raise ValueError(f"unknown must be one of {', '.join(UNKNOWN_POLICIES)}, not {unknown!r}")
+def prompt_ids(
+    dls:LMDataLoaders,     # gives the tokenizer and the vocabulary
+    prompt:str,            # the text
+    unknown:str='error',   # tokens the vocabulary lacks: 'error' (raise), 'unk' (become `xxunk`) or 'skip' (dropped)
+) -> list:
+    "Token ids of `prompt`, with tokens the vocabulary lacks handled as `unknown` says"
+    check_choice('unknown-token policy', unknown, UNKNOWN_POLICIES)
     if not prompt: return []
     toks, missing = dls.tokenize(prompt), dls.unknown(prompt)
     if missing and unknown == 'error':
@@ -166,28 +257,29 @@ def prompt_ids(dls:LMDataLoaders, prompt:str, unknown:str='error') -> list:
     return [o2i.get(t, o2i.get('xxunk', 0)) for t in toks]
 
 # %% ../nbs/03_lm.ipynb #8d27e59b
-_SPECIAL = ('xxunk', 'xxpad', 'xxfake')
-
+@patch
 @torch.no_grad()
-def generate(learn:Learner,            # a language-model `Learner` (from `lm_learner` or `load_lm`)
-             prompt:str='',            # text to continue; '' starts a new paragraph
-             n:int=200,                # tokens to generate (characters or words)
-             temperature:float=1.,     # <1 sharper, >1 flatter distribution
-             top_k:int|None=None,      # sample only among the `top_k` most likely tokens
-             greedy:bool=False,        # always take the most likely token
-             seed:int|None=None,       # seed of the sampling (same seed, same text)
-             unknown:str='error') -> str: # prompt tokens missing from the vocab: 'error', 'unk' or 'skip'
+def generate(
+    self:LanguageModelLearner,
+    prompt:str='',            # text to continue; '' starts a new paragraph
+    n:int=200,                # tokens to generate (characters or words)
+    temperature:float=1.,     # <1 sharper, >1 flatter distribution
+    top_k:int|None=None,      # sample only among the `top_k` most likely tokens
+    greedy:bool=False,        # always take the most likely token
+    seed:int|None=None,       # seed of the sampling (same seed, same text)
+    unknown:str='error',      # prompt tokens missing from the vocab: 'error', 'unk' or 'skip'
+) -> str:
     "The prompt followed by `n` generated tokens, decoded to text; the state is warmed once and carried, one token per step"
     if n < 0: raise ValueError(f"n must be >= 0, not {n}")
     if not greedy and temperature <= 0: raise ValueError(f"temperature must be > 0 (or use greedy=True), not {temperature}")
     if top_k is not None and top_k < 1: raise ValueError(f"top_k must be >= 1 or None, not {top_k}")
-    dls, model = learn.dls, learn.model
+    dls, model = self.dls, self.model
     ids = prompt_ids(dls, prompt, unknown)
     if not ids and n > 0:  # an empty prompt starts after a line break, as text does after a heading or a paragraph
         if '\n' not in dls.vocab: raise ValueError("An empty prompt needs '\\n' in the vocabulary: pass a prompt")
         ctx = [list(dls.vocab).index('\n')]
     else: ctx = ids
-    banned = [i for i, t in enumerate(dls.vocab) if t in _SPECIAL]
+    banned = [i for i, t in enumerate(dls.vocab) if t in NEVER_SAMPLED]
     gen = None if seed is None else torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     was_training, out = model.training, []
@@ -208,9 +300,29 @@ def generate(learn:Learner,            # a language-model `Learner` (from `lm_le
         model.reset(); model.train(was_training)
     return dls.decode(ids + out)
 
-_ = patch_to(Learner)(generate)  # also `learn.generate(prompt, ...)`
+# %% ../nbs/03_lm.ipynb #95c7d8c5
+@patch
+def predict(
+    self:LanguageModelLearner,
+    text:str='',            # text to continue
+    n_words:int=1,          # tokens to add (words, or characters at character level)
+    temperature:float=1.,   # <1 sharper, >1 flatter distribution
+    **kwargs,
+) -> str:
+    "fastai's verb for a language model: `text` and the `n_words` tokens that follow it (`generate` under fastai's names; `kwargs` go to `generate`)"
+    return self.generate(text, n_words, temperature=temperature, **kwargs)
 
 # %% ../nbs/03_lm.ipynb #bef9582a
+def codec_dls(
+    vocab:list,        # the tokens, in id order
+    level:str,         # 'char' or 'word'
+    lower:bool=False,  # word level: lowercase the text first
+) -> LMDataLoaders:
+    "`LMDataLoaders` without data: just the tokenizer and vocabulary that generation needs"
+    tok = char_tokenizer() if check_choice('level', level, ('char', 'word')) == 'char' else word_tokenizer(lower)
+    return LMDataLoaders(tok=tok, num=Numericalize(vocab=list(vocab)), level=level)
+
+# %% ../nbs/03_lm.ipynb #dedcf3f3
 LM_FORMAT = 'textkit-lm/1'
 
 def _tokenizer_config(dls) -> dict:
@@ -220,8 +332,12 @@ def _tokenizer_config(dls) -> dict:
     raise ValueError(f"Cannot save a tokenizer of type {type(t).__name__} at level {dls.level!r}: "
                      "save_lm knows textkit's char and word tokenizers")
 
-def save_lm(learn:Learner, path, **info) -> Path:
-    "Save `learn`'s language model to directory `path`: `config.json` (vocab, tokenizer, hyperparameters, `info`) and `weights.pth` (state_dict)"
+def save_lm(
+    learn:LanguageModelLearner,  # the language model to save
+    path,             # directory to write (created if needed)
+    **info,
+) -> Path:
+    "Save `learn`'s language model to directory `path`: `config.json` (vocab, tokenizer, hyperparameters, free-form `info`) and `weights.pth` (state_dict)"
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     config = dict(format=LM_FORMAT, model=learn.model.config, tokenizer=_tokenizer_config(learn.dls),
                   vocab=list(learn.dls.vocab), info=info)
@@ -229,33 +345,30 @@ def save_lm(learn:Learner, path, **info) -> Path:
     torch.save({k: v.detach().cpu() for k, v in learn.model.state_dict().items()}, path/'weights.pth')
     return path
 
+# %% ../nbs/03_lm.ipynb #591a6309
 def _vocab_mismatch(saved:list, vocab:list) -> str|None:
     if saved == vocab: return None
     i = next((i for i, (a, b) in enumerate(zip(saved, vocab)) if a != b), min(len(saved), len(vocab)))
     return (f"the saved model's vocabulary ({len(saved)} tokens) differs from the DataLoaders' ({len(vocab)} tokens): "
             f"first difference at index {i}: {saved[i] if i < len(saved) else '(end)'!r} vs {vocab[i] if i < len(vocab) else '(end)'!r}")
 
-def codec_dls(vocab:list, level:str, lower:bool=False) -> LMDataLoaders:
-    "`LMDataLoaders` without data: just the tokenizer and vocabulary that generation needs"
-    if level not in ('char', 'word'): raise ValueError(f"level must be 'char' or 'word', not {level!r}")
-    tok = char_tokenizer() if level == 'char' else word_tokenizer(lower)
-    return LMDataLoaders(None, None, tok=tok, num=Numericalize(vocab=list(vocab)), level=level, split=None)
-
-def load_lm(path,                     # directory written by `save_lm`
-            dls:LMDataLoaders|None=None, # data to keep training on; must have the saved vocabulary
-            impl:str|None=None,       # override the saved `impl` ('torch' or 'scratch'): the weights fit both
-            **kwargs) -> Learner:     # passed to `lm_learner`
-    "A `Learner` rebuilt from `save_lm`'s files: generates at once, and trains on `dls` if given"
+def load_lm(
+    path,                         # directory written by `save_lm`
+    dls:LMDataLoaders|None=None,  # data to keep training on; must have the saved vocabulary
+    impl:str|None=None,           # override the saved `impl` ('torch' or 'scratch'): the weights fit both
+    **kwargs,
+) -> LanguageModelLearner:
+    "A `LanguageModelLearner` rebuilt from `save_lm`'s files (`kwargs` go to `lm_learner`): generates at once, and trains on `dls` if given"
     path = Path(path)
     if not (path/'config.json').exists(): raise FileNotFoundError(f"No language model in {path}: config.json is missing")
     config = json.loads((path/'config.json').read_text(encoding='utf-8'))
     if config.get('format') != LM_FORMAT: raise ValueError(f"{path/'config.json'} is not a {LM_FORMAT} file (format={config.get('format')!r})")
     vocab, mcfg, tcfg = config['vocab'], dict(config['model']), config['tokenizer']
     if mcfg.pop('vocab_sz') != len(vocab): raise ValueError(f"{path}: config.json is inconsistent (vocab_sz != len(vocab))")
+    if 'dropouts' in mcfg: mcfg.update(_three_p(mcfg.pop('dropouts')))  # written before the `*_p` names
     if dls is None: dls = codec_dls(vocab, tcfg['level'], tcfg.get('lower', False))
     elif (msg := _vocab_mismatch(vocab, list(dls.vocab))): raise ValueError(f"Cannot load {path} on these DataLoaders: {msg}")
     if impl is not None: mcfg['impl'] = impl
-    if isinstance(mcfg.get('dropouts'), list): mcfg['dropouts'] = tuple(mcfg['dropouts'])
     learn = lm_learner(dls, **mcfg, **kwargs)
     sd = torch.load(path/'weights.pth', map_location='cpu', weights_only=True)
     try: learn.model.load_state_dict(sd)
@@ -263,47 +376,60 @@ def load_lm(path,                     # directory written by `save_lm`
     return learn
 
 # %% ../nbs/03_lm.ipynb #b8f52048
-def lm_corpus_dls(corpus:str='quijote', level:str='char', bs:int=64, seq_len:int=128, max_chars:int|None=None,
-                  valid_pct:float=0.1, min_freq:int|None=None, lower:bool=True) -> LMDataLoaders:
-    "DataLoaders on the first `max_chars` characters of `corpus` (a name in `CORPORA` or a text file), last `valid_pct` held out"
+def lm_corpus_dls(
+    corpus:str='quijote',     # a name in `CORPORA` ('quijote', 'don_mendo', 'moliere') or a .txt file
+    level:str='char',         # 'char' or 'word'
+    bs:int=64,                # streams per batch
+    seq_len:int=128,          # tokens per stream per batch
+    max_chars:int|None=None,  # keep the first `max_chars` characters only
+    valid_pct:float=0.1,      # the last `valid_pct` of the text is held out
+    min_freq:int|None=None,   # rarer tokens become `xxunk` (default 1 for characters, 2 for words)
+    lower:bool=True,          # word level: lowercase the text
+) -> LMDataLoaders:
+    "Language-model DataLoaders on a corpus or a text file, the end held out"
     p = Path(corpus)
     text = p.read_text(encoding='utf-8') if p.suffix == '.txt' and p.is_file() else get_corpus(corpus)
     text = text[:max_chars] if max_chars else text
-    if level == 'char': return char_lm_dls(text, valid_pct, bs, seq_len, min_freq=ifnone(min_freq, 1))
-    if level == 'word': return word_lm_dls(text, valid_pct, bs, seq_len, lower=lower, min_freq=ifnone(min_freq, 2))
-    raise ValueError(f"level must be 'char' or 'word', not {level!r}")
+    if check_choice('level', level, ('char', 'word')) == 'char': return char_lm_dls(text, valid_pct, bs, seq_len, min_freq=ifnone(min_freq, 1))
+    return word_lm_dls(text, valid_pct, bs, seq_len, lower=lower, min_freq=ifnone(min_freq, 2))
 
-SCHEDULES = {'one_cycle': 'fit_one_cycle', 'flat_cos': 'fit_flat_cos'}
-
-def torch_adam(params, **kwargs):
-    "fastai's `Adam` with PyTorch's defaults (`sqr_mom=0.999`, `eps=1e-8`) in place of fastai's (0.99, 1e-5)"
+# %% ../nbs/03_lm.ipynb #80299603
+def torch_adam(
+    params,    # parameters or parameter groups
+    **kwargs,
+):
+    "fastai's `Adam` (`kwargs`: `lr`, `wd`...) with PyTorch's defaults (`sqr_mom=0.999`, `eps=1e-8`) in place of fastai's (0.99, 1e-5)"
     return Adam(params, **{'sqr_mom': 0.999, 'eps': 1e-8, **kwargs})
 
-def train_lm(corpus:str='quijote', # corpus name ('quijote', 'don_mendo', 'moliere') or a .txt file
-             level:str='char',      # 'char' or 'word'
-             arch:str='lstm',       # 'rnn', 'lstm' or 'gru'
-             epochs:int=1,          # epochs (the most epochs, with `budget`)
-             lr:float=3e-3,         # peak learning rate
-             bs:int=64, seq_len:int=128, # batch: `bs` streams of `seq_len` tokens
-             hidden_sz:int=256, emb_sz:int=64, n_layers:int=2,
-             dropout:float=0.,      # input, between-layer and output dropout
-             wd:float=0.01,         # decoupled weight decay
-             impl:str='torch',      # 'torch' or 'scratch'
-             max_chars:int|None=None, # train on the first `max_chars` characters only
-             out=None,              # directory to `save_lm` into
-             valid_pct:float=0.1, min_freq:int|None=None, loss_weights=None, tie_weights:bool=False, clip:float=1.,
-             budget:float|None=None, # stop after this many seconds of training (CPU time) or `epochs`, whichever ends first
-             seed:int|None=None,
-             schedule:str='one_cycle', # 'one_cycle' (`fit_one_cycle`) or 'flat_cos' (`fit_flat_cos`: flat, then cosine annealing)
-             opt_func=Adam,         # optimiser, e.g. `torch_adam`
-             show_progress:bool=True, # fastai's progress bar (the table of held-out metrics is printed either way)
-            ) -> Learner:
-    "Train a language model on a corpus with `schedule`, printing held-out metrics each epoch, and save it to `out`"
-    if schedule not in SCHEDULES: raise ValueError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))}, not {schedule!r}")
+# %% ../nbs/03_lm.ipynb #74e2dccf
+SCHEDULES = {'one_cycle': 'fit_one_cycle', 'flat_cos': 'fit_flat_cos'}
+
+@deprecated_kwargs(dropout=_three_p)
+@delegates_kwargs(lm_learner)
+def train_lm(
+    corpus:str='quijote',     # corpus name ('quijote', 'don_mendo', 'moliere') or a .txt file
+    level:str='char',         # 'char' or 'word'
+    arch:str='lstm',          # 'rnn', 'lstm' or 'gru'
+    epochs:int=1,             # epochs (the most epochs, with `budget`)
+    lr:float=3e-3,            # peak learning rate
+    bs:int=64,                # streams per batch
+    seq_len:int=128,          # tokens per stream per batch (truncated backpropagation through time)
+    max_chars:int|None=None,  # train on the first `max_chars` characters only
+    valid_pct:float=0.1,      # the last `valid_pct` of the text is held out
+    min_freq:int|None=None,   # rarer tokens become `xxunk` (default 1 for characters, 2 for words)
+    out=None,                 # directory to `save_lm` into
+    budget:float|None=None,   # stop after this many seconds of training (CPU time) or `epochs`, whichever ends first
+    seed:int|None=None,       # seed of weights and batches
+    schedule:str='one_cycle', # 'one_cycle' (`fit_one_cycle`) or 'flat_cos' (`fit_flat_cos`: flat, then cosine annealing)
+    opt_func=Adam,            # optimiser, e.g. `torch_adam`
+    show_progress:bool=True,  # fastai's progress bar (the table of held-out metrics is printed either way)
+    **kwargs,
+) -> LanguageModelLearner:
+    "Train a language model on a corpus with `schedule`, printing held-out metrics each epoch, and save it to `out`; `kwargs` go to `lm_learner` (`hidden_sz`, `input_p`, `wd`...)"
+    check_choice('schedule', schedule, tuple(SCHEDULES))
     if seed is not None: set_seed(seed)
     dls = lm_corpus_dls(corpus, level, bs, seq_len, max_chars, valid_pct, min_freq)
-    learn = lm_learner(dls, arch, loss_weights=loss_weights, clip=clip, emb_sz=emb_sz, hidden_sz=hidden_sz,
-                       n_layers=n_layers, dropouts=dropout, impl=impl, tie_weights=tie_weights, wd=wd, opt_func=opt_func)
+    learn = lm_learner(dls, arch, opt_func=opt_func, **kwargs)
     cbs = [TimeBudget(budget)] if budget else []
     t0, c0 = time.perf_counter(), time.process_time()
     fit = getattr(learn, SCHEDULES[schedule])
@@ -312,13 +438,8 @@ def train_lm(corpus:str='quijote', # corpus name ('quijote', 'don_mendo', 'molie
         with learn.no_bar(): fit(epochs, lr, cbs=cbs)  # the table of metrics is still printed
     learn.train_time = dict(wall=time.perf_counter()-t0, cpu=time.process_time()-c0)
     if out is not None:
-        r = learn.recorder
-        save_lm(learn, out, corpus=str(corpus), max_chars=max_chars, epochs=epochs, lr=lr, schedule=schedule, bs=bs, seq_len=seq_len, wd=wd,
-                budget=budget, seed=seed, train_time=learn.train_time,
+        r, args = learn.recorder, {k: v for k, v in kwargs.items() if isinstance(v, (bool, int, float, str, type(None)))}  # JSON-able
+        save_lm(learn, out, corpus=str(corpus), max_chars=max_chars, epochs=epochs, lr=lr, schedule=schedule, bs=bs, seq_len=seq_len,
+                budget=budget, seed=seed, train_time=learn.train_time, **args,
                 final=dict(zip(r.metric_names[1:-1], map(float, r.values[-1]))) if r.values else None)
     return learn
-
-def generate_from_dir(model_dir, prompt:str='', n:int=200, temperature:float=1., top_k:int|None=None,
-                      seed:int|None=None, greedy:bool=False, unknown:str='error') -> str:
-    "Load the model `save_lm` wrote in `model_dir` and generate from `prompt`"
-    return load_lm(model_dir).generate(prompt, n, temperature, top_k, greedy, seed, unknown)

@@ -22,7 +22,10 @@ def _first_embedding(model:nn.Module) -> torch.Tensor:
     if emb is None: raise ValueError("The model has no nn.Embedding layer to plot")
     return emb.weight
 
-def embedding_matrix(learn_or_matrix, vocab=None) -> tuple[np.ndarray, list]:
+def embedding_matrix(
+    learn_or_matrix,  # a `Learner`, a module with an `nn.Embedding`, or a matrix
+    vocab=None,       # the tokens, needed with a module or a matrix
+) -> tuple[np.ndarray, list]:
     "The embedding matrix (as numpy) and vocabulary of a `Learner`, a module or a matrix"
     obj = learn_or_matrix
     if hasattr(obj, 'model') and hasattr(obj, 'dls'):
@@ -38,11 +41,17 @@ def embedding_matrix(learn_or_matrix, vocab=None) -> tuple[np.ndarray, list]:
     return mat, vocab
 
 # %% ../nbs/07_viz.ipynb #cc16deaf
-def is_special(tok:str) -> bool:
+def is_special(
+    tok:str,  # a token
+) -> bool:
     "Special tokens (`xx...`), punctuation and whitespace"
     return tok.startswith('xx') or not re.search(r'\w', tok)
 
-def select_words(vocab:list, words=None, n:int=300) -> list[int]:
+def select_words(
+    vocab:list,   # the tokens, most frequent first (as fastai orders them)
+    words=None,   # these words, in this order
+    n:int=300,    # or the `n` most frequent tokens that are not special
+) -> list[int]:
     "Indices in `vocab` of `words`, or of the `n` most frequent non-special tokens"
     if words is None: return [i for i, t in enumerate(vocab) if not is_special(t)][:n]
     o2i = {t: i for i, t in enumerate(vocab)}
@@ -51,7 +60,12 @@ def select_words(vocab:list, words=None, n:int=300) -> list[int]:
     return [o2i[w] for w in words]
 
 # %% ../nbs/07_viz.ipynb #e8299225
-def project(mat:np.ndarray, method:str='tsne', seed:int=0, perplexity:float=30.) -> np.ndarray:
+def project(
+    mat:np.ndarray,        # one row per word
+    method:str='tsne',     # 'tsne' or 'pca'
+    seed:int=0,            # t-SNE's random state
+    perplexity:float=30.,  # t-SNE's perplexity (capped for few words)
+) -> np.ndarray:
     "2-D coordinates of the rows of `mat` by `method` ('tsne' or 'pca'), deterministic under `seed`"
     if method == 'pca': return PCA(2, svd_solver='full').fit_transform(mat)
     if method == 'tsne':
@@ -59,8 +73,18 @@ def project(mat:np.ndarray, method:str='tsne', seed:int=0, perplexity:float=30.)
     raise ValueError(f"Unknown method {method!r}: use 'tsne' or 'pca'")
 
 # %% ../nbs/07_viz.ipynb #9565390c
-def plot_embeddings(learn_or_matrix, vocab=None, method:str='tsne', words=None, n:int=300, annotate:bool=True,
-                    ax=None, seed:int=0, title:str|None=None, figsize=(9, 9)):
+def plot_embeddings(
+    learn_or_matrix,       # a `Learner`, a module with an `nn.Embedding`, or a matrix
+    vocab=None,            # the tokens, needed with a module or a matrix
+    method:str='tsne',     # 'tsne' or 'pca'
+    words=None,            # these words...
+    n:int=300,             # ...or the `n` most frequent ones
+    annotate:bool=True,    # write each word beside its point
+    ax=None,               # matplotlib axes to draw on (default: a new figure)
+    seed:int=0,            # t-SNE's random state
+    title:str|None=None,   # plot title
+    figsize=(9, 9),        # size of a new figure
+):
     "Scatter plot of the embeddings of `words` (default: the `n` most frequent) projected by `method`; returns the figure"
     mat, vocab = embedding_matrix(learn_or_matrix, vocab)
     idx = select_words(vocab, words, n)

@@ -1,0 +1,106 @@
+"The surface a fastai user touches: fastai's verbs on textkit's language models, no shadowed fastai names, docments"
+import importlib, inspect, subprocess, sys, warnings
+import pytest, torch
+from fastai.learner import Learner
+
+from textkit.data import char_lm_dls, get_corpus
+from textkit.lm import lm_learner, LanguageModelLearner, LanguageModel
+
+torch.set_num_threads(1)
+MODULES = ['data', 'cells', 'numpy_rnn', 'callbacks', 'lm', 'classifier', 'experiments', 'viz', 'cli']
+
+@pytest.fixture(scope='module')
+def learn():
+    dls = char_lm_dls(get_corpus('quijote')[:20_000], bs=8, seq_len=32)
+    l = lm_learner(dls, 'lstm', emb_sz=8, hidden_sz=16, n_layers=1)
+    with l.no_bar(), l.no_logging(): l.fit(1, 1e-2)
+    return l
+
+def test_predict_is_linear_cost_generation(learn):
+    assert isinstance(learn, LanguageModelLearner)
+    out = learn.predict('En un', n_words=10, temperature=0.7, seed=0)
+    assert out.startswith('En un') and len(out) == 15
+    assert out == learn.generate('En un', 10, temperature=0.7, seed=0)
+
+def test_get_preds_whole_stream(learn):
+    with learn.no_bar(): preds, targs = learn.get_preds()
+    assert preds.shape == (*targs.shape, len(learn.dls.vocab))
+    assert torch.allclose(preds.sum(-1), torch.ones(targs.shape), atol=1e-4)
+
+def test_show_batch_and_results(learn):
+    learn.dls.show_batch(max_n=2)
+    with learn.no_bar(): learn.show_results(max_n=2)
+
+def test_summary_and_export(learn, tmp_path):
+    assert 'Total params' in str(learn.summary())
+    learn.export(tmp_path/'lm.pkl')
+    assert (tmp_path/'lm.pkl').stat().st_size > 0
+
+def test_nothing_patched_onto_fastai_learner():
+    import textkit.all  # noqa: F401
+    assert not hasattr(Learner, 'generate')
+
+@pytest.mark.parametrize('order', ['fastai_first', 'textkit_first'])
+def test_no_fastai_name_shadowed(order):
+    "Both star imports, in either order: every name they share is the same object, and fastai's perplexity still works"
+    first, second = ('fastai.text.all', 'textkit.all') if order == 'fastai_first' else ('textkit.all', 'fastai.text.all')
+    code = f"""
+import torch
+from {first} import *
+from {second} import *
+import fastai.text.all as fa, textkit.all as tk
+shared = [n for n in set(dir(fa)) & set(dir(tk)) if not n.startswith('_') and getattr(fa, n) is not getattr(tk, n)]
+assert not shared, shared
+from fastai.metrics import Perplexity
+assert isinstance(perplexity, Perplexity)
+"""
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+def test_cli_functions_stay_in_cli():
+    import textkit.all as tk
+    for name in ('main', 'demo', 'data', 'embeddings', 'COMMANDS', 'positional', 'lm_train', 'clf_train'):
+        assert not hasattr(tk, name), name
+
+def _public_functions():
+    for m in MODULES:
+        mod = importlib.import_module(f'textkit.{m}')
+        for name in getattr(mod, '__all__', []):
+            obj = getattr(mod, name)
+            if inspect.isclass(obj):
+                if obj.__init__ is not object.__init__ and obj.__module__ == mod.__name__ and '__init__' in vars(obj):
+                    yield f'{m}.{name}', obj.__init__
+                for k, v in vars(obj).items():
+                    if inspect.isfunction(v) and not k.startswith('_') and v.__module__ == mod.__name__: yield f'{m}.{name}.{k}', v
+            elif inspect.isfunction(obj) and obj.__module__ == mod.__name__: yield f'{m}.{name}', obj
+
+def _docs(f) -> dict:
+    "Docments of `f`, following fastai's `delegates` to the function that documents the delegated parameters"
+    from fastcore.docments import docments
+    docs = {k: v for k, v in docments(f, full=False).items() if v}
+    to = getattr(f, '__delwrap__', None)
+    return {**_docs(inspect.unwrap(to)), **docs} if to is not None else docs
+
+@pytest.mark.parametrize('module', MODULES)
+def test_every_public_parameter_has_a_docment(module):
+    "Each parameter has its own comment beside it (`**kwargs` aside: fastcore's docments cannot read its comment)"
+    missing, as_return = [], []
+    for qual, f in _public_functions():
+        if not qual.startswith(module + '.'): continue
+        f = inspect.unwrap(f)
+        params = [p for p in inspect.signature(f).parameters.values()
+                  if p.name not in ('self', 'cls') and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        docs = _docs(f)
+        missing += [f'{qual}({p.name})' for p in params if not docs.get(p.name)]
+        if docs.get('return'): as_return.append(qual)  # a parameter's comment after `) -> X:` renders as the return value's
+    assert not missing, f"{len(missing)} parameters without a docment: {missing}"
+    assert not as_return, f"comments rendered as the return value's: {as_return}"
+
+def test_deprecated_names_still_work():
+    with pytest.warns(DeprecationWarning, match='dropouts'):
+        m = LanguageModel(10, dropouts=0.3)
+    assert (m.config['input_p'], m.config['hidden_p'], m.config['output_p']) == (0.3, 0.3, 0.3)
+    from textkit.classifier import TextClassifier
+    with pytest.warns(DeprecationWarning, match='rnn_drop'):
+        c = TextClassifier(10, rnn_drop=0.2)
+    assert (c.config['hidden_p'], c.config['output_p']) == (0.2, 0.2)
