@@ -99,13 +99,14 @@ def dropout_l2_study(
     lr=3e-3,               # learning rate of each run
     seeds=(0,),            # each configuration is run once per seed
     l2_embeddings=False,   # include the embedding matrix in the L2 penalty
+    show_progress=True,    # a progress bar over the configurations
     **kwargs,
 ):
     "Grid of dropout probability × L2 penalty on a classifier (`kwargs` go to `classifier_learner`)"
     def make(dropout, wd):
         return classifier_learner(dls, arch=arch, input_p=dropout, hidden_p=dropout, output_p=dropout, head_p=dropout, wd=0.,
                                   cbs=L2Penalty(wd, embeddings=l2_embeddings), **kwargs)
-    return run_grid(make, {'dropout': dropouts, 'wd': wds}, epochs, lr, seeds)
+    return run_grid(make, {'dropout': dropouts, 'wd': wds}, epochs, lr, seeds, show_progress=show_progress)
 
 def arch_study(
     dls,                          # classification DataLoaders
@@ -114,11 +115,12 @@ def arch_study(
     epochs=3,                     # epochs of each run
     lr=3e-3,                      # learning rate of each run
     seeds=(0,),                   # each configuration is run once per seed
+    show_progress=True,           # a progress bar over the configurations
     **kwargs,
 ):
     "RNN vs LSTM vs GRU (optionally bidirectional) on the same data (`kwargs` go to `classifier_learner`)"
     return run_grid(lambda arch, bidir: classifier_learner(dls, arch=arch, bidirectional=bidir, wd=0., **kwargs),
-                    {'arch': archs, 'bidir': bidirectional}, epochs, lr, seeds)
+                    {'arch': archs, 'bidir': bidirectional}, epochs, lr, seeds, show_progress=show_progress)
 
 def activation_study(
     dls,                                       # classification DataLoaders
@@ -127,10 +129,12 @@ def activation_study(
     epochs=3,                                  # epochs of each run
     lr=3e-3,                                   # learning rate of each run
     seeds=(0,),                                # each configuration is run once per seed
+    show_progress=True,                        # a progress bar over the configurations
     **kwargs,
 ):
     "Activation between the head's layers: none (the course's model), ReLU, ELU, LeakyReLU (`kwargs` go to `classifier_learner`)"
-    return run_grid(lambda act: classifier_learner(dls, arch=arch, act=act, wd=0., **kwargs), {'act': acts}, epochs, lr, seeds)
+    return run_grid(lambda act: classifier_learner(dls, arch=arch, act=act, wd=0., **kwargs), {'act': acts}, epochs, lr, seeds,
+                    show_progress=show_progress)
 
 def vocab_size_study(
     size='sample',                     # IMDB size: 'sample' or 'full'
@@ -140,11 +144,12 @@ def vocab_size_study(
     lr=3e-3,                           # learning rate of each run
     seeds=(0,),                        # each configuration is run once per seed
     dls_kwargs=None,                   # more `imdb_dls` arguments
+    show_progress=True,                # a progress bar over the configurations
     **kwargs,
 ):
     "Vocabulary size: the same reviews numericalized with each `max_vocab`, the only study that rebuilds the data (`kwargs` go to `classifier_learner`)"
     dls = {mv: imdb_dls(size, max_vocab=mv, **(dls_kwargs or {})) for mv in max_vocabs}
     def make(max_vocab): return classifier_learner(dls[max_vocab], arch=arch, wd=0., **kwargs)
-    res = run_grid(make, {'max_vocab': max_vocabs}, epochs, lr, seeds)
+    res = run_grid(make, {'max_vocab': max_vocabs}, epochs, lr, seeds, show_progress=show_progress)
     res.insert(1, 'vocab_len', res.max_vocab.map({mv: len(d.vocab[0]) for mv, d in dls.items()}))
     return res
