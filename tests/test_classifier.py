@@ -6,8 +6,9 @@ from fastai.interpret import ClassificationInterpretation
 from fastai.text.data import pad_chunk
 from fastai.torch_core import set_seed
 from textkit.data import imdb_dls
+from textkit.lm import ARCHS
 from textkit.classifier import (TextClassifier, classifier_learner, right_pad, recurrent_layer, predict_texts,
-                                train_classifier, ARCHS, POOLS)
+                                train_classifier, POOLS)
 
 torch.set_num_threads(1)
 

@@ -107,7 +107,7 @@ def test_weighted_loss_keeps_unweighted_perplexity(quijote):
     l = lm_learner(dls, 'gru', loss_weights='inverse_freq', emb_sz=8, hidden_sz=16, n_layers=1)
     loss, acc, ppl = l.validate()
     assert not math.isclose(math.exp(loss), ppl, rel_tol=1e-3)  # the metric is unweighted, the loss is not
-    with pytest.raises(ValueError, match='loss_weights'): lm_learner(dls, loss_weights='tfidf')
+    with pytest.raises(ValueError, match='loss weights'): lm_learner(dls, loss_weights='tfidf')
 
 def test_generation_length_and_seed(learn):
     a = learn.generate('En un lugar', n=50, seed=7)
