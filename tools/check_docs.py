@@ -125,16 +125,17 @@ def check(pages_glob='', shots=True):
             info[page] = r = drv.execute_async_script(PAGE_JS)
             for e in drv.get_log('browser'):
                 if e['level'] == 'SEVERE': add(page, f"console error: {e['message']}")
+            urls = {}
             for e in drv.get_log('performance'):
                 m = json.loads(e['message'])['message']
                 p = m.get('params', {})
                 if m['method'] == 'Network.requestWillBeSent':
-                    url = p['request']['url']
+                    url = urls[p['requestId']] = p['request']['url']
                     if not url.startswith((base, 'data:', 'blob:', 'about:')): add(page, f'request outside the site: {url}')
                 elif m['method'] == 'Network.responseReceived' and p['response']['status'] >= 400:
                     add(page, f"HTTP {p['response']['status']}: {p['response']['url']}")
                 elif m['method'] == 'Network.loadingFailed' and not p.get('canceled'):
-                    add(page, f"failed to load ({p.get('errorText')}): request {p.get('requestId')}")
+                    add(page, f"failed to load ({p.get('errorText')}): {urls.get(p.get('requestId'), '?')}")
             for i in r['images']:
                 if not i['ok']: add(page, f"image not drawn: {i['src']}")
         # internal links: the page exists, and so does the fragment's target

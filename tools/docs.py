@@ -12,7 +12,8 @@ Usage: python tools/docs.py [--pages GLOB] [--force]
    TEXTKIT_DATA unset, an empty TEXTKIT_CACHE and HTTP(S) proxies pointing at a closed local port, so any attempt
    to load a corpus or reach the network fails the build instead of passing unnoticed.
 2. The processed notebooks are turned from Quarto's dialect into MyST-NB's (`quarto_to_myst`) in _build/docs-src/.
-3. `sphinx-build` renders them with the configuration in tools/sphinx/ to _docs/, MathJax served from the site.
+3. `sphinx-build` renders them with the configuration in tools/sphinx/ (MathJax served from the site) into
+   _build/html/, copied to _docs/.
 """
 import argparse, fnmatch, json, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -161,10 +162,14 @@ def mathjax():
     for d in ('output', 'ui', 'a11y', 'input'): shutil.copytree(es5/d, dest/d, dirs_exist_ok=True)
 
 def sphinx():
+    "Render _build/docs-src/ into _build/html/ (MyST-NB keeps its files beside it, in _build/), then copy it to _docs/"
+    html = root/'_build'/'html'
     cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-c', str(root/'tools'/'sphinx'), '-j', '2', '-q',
-           '--keep-going', str(src), str(out)]
+           '--keep-going', '-d', str(root/'_build'/'doctrees'), str(src), str(html)]
     r = subprocess.run(cmd, cwd=root, env=offline_env())
     if r.returncode: sys.exit(f'sphinx-build failed ({r.returncode})')
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(html, out)
 
 def main(pages='', force=False):
     t0 = time.time()

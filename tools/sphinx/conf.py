@@ -34,4 +34,3 @@ html_show_sourcelink = False
 html_last_updated_fmt = None
 html_theme_options = {'navigation_with_keys': True}
 html_favicon = 'favicon.svg'
-nb_output_folder = str(root/'_build'/'jupyter_execute')   # images myst-nb extracts from outputs
