@@ -15,7 +15,7 @@ Every page is served from a local HTTP server and opened in Debian's chromium (c
 - screenshots of the home page, the `cells` page and a tutorial page with a plot go to _docs/screenshots/.
 What is missing is listed, per page and per notebook, and makes the check fail (exit status 1).
 """
-import argparse, ast, fnmatch, functools, http.server, json, shutil, sys, threading, time
+import argparse, ast, fnmatch, functools, http.server, json, re, sys, threading, time
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, unquote
 
@@ -78,17 +78,18 @@ ready.then(() => new Promise(r => setTimeout(r, 50))).then(() => {
 """
 
 def module_names():
-    "{module: (names in `__all__`, names that are functions)} from textkit's generated modules"
+    "{module: (names in `__all__`, names that are functions, names that are classes)} from textkit's generated modules"
     res = {}
     for f in sorted((root/'textkit').glob('*.py')):
         if f.name.startswith('_') or f.name == 'all.py': continue
         tree = ast.parse(f.read_text(encoding='utf-8'))
-        names, funcs = [], set()
+        names, funcs, classes = [], set(), set()
         for node in tree.body:
             if isinstance(node, ast.Assign) and any(getattr(t, 'id', '') == '__all__' for t in node.targets):
                 names = ast.literal_eval(node.value)
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)): funcs.add(node.name)
-        res[f.stem] = (names, funcs)
+            if isinstance(node, ast.ClassDef): classes.add(node.name)
+        res[f.stem] = (names, funcs, classes)
     return res
 
 def module_pages():
@@ -101,7 +102,6 @@ def module_pages():
         if pages: res[m] = (sorted(pages)[0], None)
     for f in sorted((root/'nbs').glob('*.ipynb')):
         s = f.read_text(encoding='utf-8')
-        import re
         if (m := re.search(r'#\|\s*default_exp\s+(\w+)', s)) and m.group(1) in res:
             res[m.group(1)] = (res[m.group(1)][0], f'nbs/{f.name}')
     return res
@@ -179,33 +179,41 @@ def check(pages_glob='', shots=True):
                 time.sleep(0.1)
             if not n: add('search.html', 'searching for LSTM finds nothing')
         # public names
-        missing = {}
+        missing, tally = {}, dict(entries=[0, 0], examples=[0, 0], constants=[0, 0])
         pages_of = module_pages()
-        for mod, (names, funcs) in module_names().items():
+        for mod, (names, funcs, classes) in module_names().items():
             page, nb = pages_of.get(mod, (f'{mod}.html', None))
             if page not in info: continue
             r = info[page]
             entries = {e['name']: e for e in r['entries']}
+            miss = lambda msg: missing.setdefault((nb, page), []).append(msg)
             for n in names:
                 e = entries.get(n)
-                if n in funcs or (e is None and (n[:1].isupper() and not n.isupper())):  # functions and classes
-                    if e is None: missing.setdefault((nb, page), []).append(f'{n}: no show_doc entry'); continue
-                    if f'{n.split(".")[-1]}(' not in e['signature']:
-                        missing.setdefault((nb, page), []).append(f'{n}: entry without signature')
-                    if n in funcs and not e['examples']:
-                        missing.setdefault((nb, page), []).append(f'{n}: no example cell with output in its section')
-                elif e is None and n not in r['code']:
-                    missing.setdefault((nb, page), []).append(f'{n}: not shown anywhere on the page')
+                if n in funcs or n in classes:
+                    ok = e is not None and f'{n}(' in e['signature']
+                    tally['entries'][0] += ok; tally['entries'][1] += 1
+                    if e is None: miss(f'{n}: no show_doc entry')
+                    elif not ok: miss(f'{n}: entry without signature')
+                    if n in funcs:
+                        ex = e is not None and e['examples'] > 0
+                        tally['examples'][0] += ex; tally['examples'][1] += 1
+                        if e is not None and not ex: miss(f'{n}: no example cell with output in its section')
+                else:  # constants have no signature: they must at least be shown in code on their page
+                    ok = e is not None or bool(re.search(rf'\b{re.escape(n)}\b', r['code']))
+                    tally['constants'][0] += ok; tally['constants'][1] += 1
+                    if not ok: miss(f'{n}: not shown anywhere on the page')
     finally:
         drv.quit(); httpd.shutdown()
     # report
-    n_names = sum(len(v[0]) for m, v in module_names().items() if module_pages().get(m, (f'{m}.html',))[0] in info)
-    n_missing = sum(len(v) for v in missing.values())
     n_links = sum(len(set(r['links'])) for r in info.values())
     print(f"docs-check: {len(info)} pages opened in headless Chromium, {n_links} links, "
           f"{sum(len(r['images']) for r in info.values())} images, "
           f"{sum(r['plots'] for r in info.values())} plots, {sum(r['math'] for r in info.values())} formulas, "
-          f"{n_names} public names checked, {time.time()-t0:.0f} s")
+          f"{time.time()-t0:.0f} s")
+    t = tally
+    print(f"public names: {t['entries'][0]} of {t['entries'][1]} functions and classes with a show_doc entry and "
+          f"signature; {t['examples'][0]} of {t['examples'][1]} functions with an example cell and its output; "
+          f"{t['constants'][0]} of {t['constants'][1]} constants shown")
     for page, msgs in problems.items():
         print(f'\n{page}: {len(msgs)} problem(s)')
         for m in sorted(set(msgs)): print(f'  - {m}')
@@ -213,8 +221,10 @@ def check(pages_glob='', shots=True):
         print(f'\n{nb or "?"} ({page}): {len(msgs)} missing')
         for m in msgs: print(f'  - {m}')
     ok = not problems and not missing
-    print(f"\ndocs-check: {'OK' if ok else 'FAILED'}: {n_names - n_missing if n_names else 0} of {n_names} "
-          f"public names fully documented, {sum(len(v) for v in problems.values())} page problem(s)")
+    n_names = tally['entries'][1] + tally['constants'][1]
+    n_bad = len({(k, m.split(':')[0]) for k, v in missing.items() for m in v})
+    print(f"\ndocs-check: {'OK' if ok else 'FAILED'}: {n_names - n_bad} of {n_names} public names fully documented, "
+          f"{sum(len(set(v)) for v in problems.values())} page problem(s)")
     return ok
 
 if __name__ == '__main__':
