@@ -47,3 +47,21 @@ def test_import_error_is_reported(monkeypatch, tmp_path):
     "An import that fails still fails processing, with the cell's imports in the message"
     with pytest.raises(Exception, match='no_such_module'):
         process([code('#| export\ndef f(): pass'), code('import no_such_module\nx = 1')], monkeypatch, tmp_path)
+
+def test_show_doc_has_a_table_of_parameters(monkeypatch):
+    "`show_doc` (textkit's renderer, set in pyproject.toml) lists each parameter's type, default and comment"
+    monkeypatch.chdir(root)
+    from nbdev.showdoc import show_doc
+    from textkit._nbdev import DocmentsRenderer
+    def f(x:int,       # the input
+          *args,
+          k:str='a|b', # a pipe stays in its cell
+          **kwargs
+         )->float:     # the result
+        "Do it"
+    md = show_doc(f)._repr_markdown_()
+    assert isinstance(show_doc(f), DocmentsRenderer)
+    rows = md.split('| -- | -------- | ----------- | ----------- |\n')[1].splitlines()
+    assert rows == ['| x | int |  | the input |', '| \\*args |  |  |  |',
+                    "| k | str | `'a\\|b'` | a pipe stays in its cell |", '| \\*\\*kwargs |  |  |  |',
+                    '| **Returns** | float |  | the result |']

@@ -38,3 +38,37 @@ class exec_doc_cells(exec_show_docs):
         if (e := self.k.exc):
             title = fm.get('title', '')
             raise Exception(f"Error{' in notebook: '+title if title else ''} running the imports of cell {cell.idx_}:\n{src}\n{type(e).__name__}: {e}") from e
+
+# `show_doc` with a parameter table, as nbdev 2 showed it (nbdev 3 shows the comments in the signature only).
+# pyproject.toml's [tool.nbdev] `renderer` makes it the renderer of `show_doc` everywhere: notebooks, nbdev-docs, make docs.
+import inspect
+from fastcore.docments import docments
+from nbdev.showdoc import BasicMarkdownRenderer
+
+def _cell(s) -> str: return ' '.join(str(s).split()).replace('|', '\\|')
+
+def _anno(a) -> str:
+    if a is inspect.Parameter.empty: return ''
+    return a if isinstance(a, str) else getattr(a, '__name__', None) if isinstance(a, type) else str(a).replace('typing.', '')
+
+def params_table(sym) -> str:
+    "Markdown table of `sym`'s parameters (type, default, the comment beside each) and its return value"
+    try: d = docments(sym, full=True)
+    except Exception: return ''
+    rows = []
+    for k, v in d.items():
+        if k in ('self', 'cls', 'return'): continue
+        star = {inspect.Parameter.VAR_POSITIONAL: '\\*', inspect.Parameter.VAR_KEYWORD: '\\*\\*'}.get(v.get('kind'), '')
+        default = '' if v.default is inspect.Parameter.empty else f'`{v.default!r}`'
+        rows.append((f'{star}{k}', _anno(v.anno), default, v.docment or ''))
+    r = d.get('return')
+    if r is not None and (r.docment or r.anno is not inspect.Parameter.empty):
+        rows.append(('**Returns**', _anno(r.anno), '', r.docment or ''))
+    if not rows: return ''
+    lines = ['|  | **Type** | **Default** | **Details** |', '| -- | -------- | ----------- | ----------- |']
+    lines += ['| ' + ' | '.join(_cell(c) for c in row) + ' |' for row in rows]
+    return '\n\n' + '\n'.join(lines)
+
+class DocmentsRenderer(BasicMarkdownRenderer):
+    "nbdev's `show_doc` Markdown, followed by the table of parameters"
+    def _repr_markdown_(self): return super()._repr_markdown_() + params_table(self.sym)

@@ -9,7 +9,7 @@ Every page is served from a local HTTP server and opened in Debian's chromium (c
 - no request fails (missing image, script, style or font), every image is drawn, every internal link points to a
   page of the site and, with a fragment, to an element with that id;
 - every name in a module's `__all__` appears on its API page: functions and classes as a `show_doc` entry with
-  their signature, other names (constants) in code on that page; every exported function's entry is followed,
+  their signature and table of parameters, other names (constants) in code on that page; every exported function's entry is followed,
   before the next entry, by at least one code cell that shows its output (an example);
 - the search page finds `LSTM`;
 - screenshots of the home page, the `cells` page and a tutorial page with a plot go to _docs/screenshots/.
@@ -62,7 +62,8 @@ ready.then(() => new Promise(r => setTimeout(r, 50))).then(() => {
       const sec = el.closest('section');
       const pre = sec ? sec.querySelector(':scope > div[class*="highlight"] pre') : null;
       const sig = pre ? pre.textContent : '';
-      cur = {name: el.dataset.name, id: el.id, signature: sig, examples: 0};
+      const table = sec ? [...sec.querySelectorAll('table')].some(t => !t.closest('div.cell')) : false;
+      cur = {name: el.dataset.name, id: el.id, signature: sig, table: table, examples: 0};
       entries.push(cur);
     } else if (cur) {
       const inp = el.querySelector(':scope > div.cell_input');
@@ -194,6 +195,8 @@ def check(pages_glob='', shots=True):
                     tally['entries'][0] += ok; tally['entries'][1] += 1
                     if e is None: miss(f'{n}: no show_doc entry')
                     elif not ok: miss(f'{n}: entry without signature')
+                    elif not e['table'] and not re.search(rf'\b{re.escape(n)}\(\s*\)', e['signature']):
+                        miss(f'{n}: entry without its table of parameters')
                     if n in funcs:
                         ex = e is not None and e['examples'] > 0
                         tally['examples'][0] += ex; tally['examples'][1] += 1

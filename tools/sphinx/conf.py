@@ -10,6 +10,7 @@ project = 'textkit'
 author = 'textkit developers'
 copyright = 'textkit developers, Apache-2.0'
 language = 'en'
+smartquotes = False                    # comments in signatures and tables keep their straight quotes
 extensions = ['myst_nb']
 exclude_patterns = ['**.ipynb_checkpoints', 'pages.json']
 
