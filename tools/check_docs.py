@@ -166,8 +166,8 @@ def check(pages_glob='', shots=True):
                 target = {'cells': "(document.querySelector('span.tk-doc[data-name=\"RNNCell\"]') || document.querySelector('span.tk-doc')).closest('section')",
                           'tutorial': "document.querySelector('div.cell_output img').closest('div.cell')"}.get(name)
                 if target:
-                    drv.execute_script(f"const e = {target}; if (e) e.scrollIntoView()")
-                    time.sleep(0.2)
+                    for _ in range(2):  # again once fonts and formulas above have settled
+                        drv.execute_script(f"const e = {target}; if (e) e.scrollIntoView()"); time.sleep(0.5)
                 drv.save_screenshot(str(out/f'{name}.png'))
                 print(f'screenshot: {out.relative_to(root)}/{name}.png ({page})')
         # search works offline
