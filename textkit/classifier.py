@@ -25,7 +25,7 @@ from .callbacks import TimeBudget
 from .lm import rnn_class, check_choice, deprecated_kwargs, delegates_kwargs, constructor_args  # the same checks and layer classes as the language models
 
 # %% auto #0
-__all__ = ['POOLS', 'ACTS', 'right_pad', 'recurrent_layer', 'TextClassifier', 'reverse_within', 'fused_unpacked',
+__all__ = ['POOLS', 'ACTS', 'right_pad', 'recurrent_layer', 'reverse_within', 'fused_unpacked', 'TextClassifier',
            'classifier_learner', 'train_classifier', 'predict_texts']
 
 # %% ../nbs/04_classifier.ipynb #4e4cdbaf
@@ -57,6 +57,48 @@ def recurrent_layer(
     "A `batch_first` recurrent layer from `torch.nn` or `textkit.cells`, with `torch.nn`'s argument names"
     return rnn_class(arch, impl)(input_size, hidden_size, num_layers=num_layers, batch_first=True,
                                  bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.)
+
+# %% ../nbs/04_classifier.ipynb #c7406d92
+@torch.no_grad()
+def _positions(lengths, T): return torch.arange(T, device=lengths.device)[None] < lengths[:, None]
+
+def reverse_within(
+    x:Tensor,        # `(batch, seq, ...)`, right-padded
+    lengths:Tensor,  # real length of each row
+) -> Tensor:
+    "Reverse the first `lengths[i]` steps of row `i` of `x`, leaving the padding after them in place"
+    t = torch.arange(x.shape[1], device=x.device)[None]
+    idx = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
+    return x.gather(1, idx.view(*idx.shape, *[1]*(x.dim()-2)).expand_as(x))
+
+# %% ../nbs/04_classifier.ipynb #410018c1
+@functools.lru_cache(maxsize=None)
+def _one_direction(cls, input_size, hidden_size, bias, nonlinearity):
+    "A one-layer, one-direction template whose parameters `functional_call` replaces"
+    kw = dict(nonlinearity=nonlinearity) if cls is nn.RNN else {}
+    return cls(input_size, hidden_size, bias=bias, batch_first=True, **kw)
+
+def fused_unpacked(
+    rnn:nn.RNNBase,  # a `batch_first` `torch.nn.RNN`, `LSTM` or `GRU`
+    x:Tensor,        # `(batch, seq, input)`, padded after the real steps
+    lengths:Tensor,  # real length of each row (at least 1)
+) -> tuple:
+    "Outputs `(batch, seq, dirs*hidden)` (zero at pads) and `h_n` `(layers*dirs, batch, hidden)` of `rnn`, without packing"
+    names = ['weight_ih', 'weight_hh'] + (['bias_ih', 'bias_hh'] if rnn.bias else [])
+    real = _positions(lengths, x.shape[1])[..., None]
+    rows, hs = torch.arange(len(x), device=x.device), []
+    for l in range(rnn.num_layers):
+        if l: x = F.dropout(x, rnn.dropout, rnn.training)
+        uni = _one_direction(type(rnn), x.shape[-1], rnn.hidden_size, rnn.bias, getattr(rnn, 'nonlinearity', None))
+        outs = []
+        for sfx in ['', '_reverse'][:2 if rnn.bidirectional else 1]:
+            params = {f'{n}_l0': getattr(rnn, f'{n}_l{l}{sfx}') for n in names}
+            if sfx: out = reverse_within(functional_call(uni, params, (reverse_within(x, lengths),))[0], lengths)
+            else: out = functional_call(uni, params, (x,))[0]
+            hs.append(out[:, 0] if sfx else out[rows, lengths - 1])  # after the last token read
+            outs.append(out)
+        x = torch.cat(outs, -1).masked_fill(~real, 0.)
+    return x, torch.stack(hs)
 
 # %% ../nbs/04_classifier.ipynb #cb85ba92
 def _old_rnn_drop(p): return dict(hidden_p=p, output_p=p)  # the old `rnn_drop` drove both
@@ -107,45 +149,7 @@ class TextClassifier(Module):
         out, h = self.encode(self.input_dp(self.emb(x)), lengths)
         return self.head(self.pooled(out, h, lengths))
 
-# %% ../nbs/04_classifier.ipynb #89441c44
-@torch.no_grad()
-def _positions(lengths, T): return torch.arange(T, device=lengths.device)[None] < lengths[:, None]
-
-def reverse_within(x:Tensor,       # `(batch, seq, ...)`, right-padded
-                   lengths:Tensor  # real length of each row
-                  ) -> Tensor:
-    "Reverse the first `lengths[i]` steps of row `i` of `x`, leaving the padding after them in place"
-    t = torch.arange(x.shape[1], device=x.device)[None]
-    idx = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
-    return x.gather(1, idx.view(*idx.shape, *[1]*(x.dim()-2)).expand_as(x))
-
-@functools.lru_cache(maxsize=None)
-def _one_direction(cls, input_size, hidden_size, bias, nonlinearity):
-    "A one-layer, one-direction template whose parameters `functional_call` replaces"
-    kw = dict(nonlinearity=nonlinearity) if cls is nn.RNN else {}
-    return cls(input_size, hidden_size, bias=bias, batch_first=True, **kw)
-
-def fused_unpacked(rnn:nn.RNNBase, # a `batch_first` `torch.nn.RNN`, `LSTM` or `GRU`
-                   x:Tensor,       # `(batch, seq, input)`, padded after the real steps
-                   lengths:Tensor  # real length of each row (at least 1)
-                  ) -> tuple:
-    "Outputs `(batch, seq, dirs*hidden)` (zero at pads) and `h_n` `(layers*dirs, batch, hidden)` of `rnn`, without packing"
-    names = ['weight_ih', 'weight_hh'] + (['bias_ih', 'bias_hh'] if rnn.bias else [])
-    real = _positions(lengths, x.shape[1])[..., None]
-    rows, hs = torch.arange(len(x), device=x.device), []
-    for l in range(rnn.num_layers):
-        if l: x = F.dropout(x, rnn.dropout, rnn.training)
-        uni = _one_direction(type(rnn), x.shape[-1], rnn.hidden_size, rnn.bias, getattr(rnn, 'nonlinearity', None))
-        outs = []
-        for sfx in ['', '_reverse'][:2 if rnn.bidirectional else 1]:
-            params = {f'{n}_l0': getattr(rnn, f'{n}_l{l}{sfx}') for n in names}
-            if sfx: out = reverse_within(functional_call(uni, params, (reverse_within(x, lengths),))[0], lengths)
-            else: out = functional_call(uni, params, (x,))[0]
-            hs.append(out[:, 0] if sfx else out[rows, lengths - 1])  # after the last token read
-            outs.append(out)
-        x = torch.cat(outs, -1).masked_fill(~real, 0.)
-    return x, torch.stack(hs)
-
+# %% ../nbs/04_classifier.ipynb #4807c900
 def _encode(self:TextClassifier,
     emb:Tensor,      # right-padded embeddings `(batch, seq, emb_sz)`
     lengths:Tensor,  # real length of each row

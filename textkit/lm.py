@@ -33,10 +33,7 @@ __all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'NEVER_SAMPLED', 'LM_FORMAT', '
            'UnknownTokensError', 'prompt_ids', 'codec_dls', 'save_lm', 'load_lm', 'lm_corpus_dls', 'torch_adam',
            'train_lm']
 
-# %% ../nbs/03_lm.ipynb #7a246921
-ARCHS = ('rnn', 'lstm', 'gru')
-IMPLS = ('torch', 'scratch')
-
+# %% ../nbs/03_lm.ipynb #8a5b004e
 def check_choice(
     what:str, # what is being chosen, for the message
     value,    # the choice made
@@ -45,6 +42,10 @@ def check_choice(
     "Return `value` if it is one of `valid`, else raise a `ValueError` that lists them"
     if value not in valid: raise ValueError(f"Unknown {what} {value!r}: choose one of {', '.join(map(repr, valid))}")
     return value
+
+# %% ../nbs/03_lm.ipynb #c54a5948
+ARCHS = ('rnn', 'lstm', 'gru')
+IMPLS = ('torch', 'scratch')
 
 def rnn_class(
     arch:str='lstm', # 'rnn', 'lstm' or 'gru'
@@ -57,7 +58,7 @@ def rnn_class(
     except ImportError as e: raise ImportError(f"impl='scratch' needs textkit.cells, which could not be imported ({e})") from e
     return getattr(cells, arch.upper())
 
-# %% ../nbs/03_lm.ipynb #2f9e9e9c
+# %% ../nbs/03_lm.ipynb #7da01ae9
 def deprecated_kwargs(**renames):
     "Decorator: each old keyword `old=f` keeps working for one release, mapped to new keywords by `f(value) -> dict`, with a `DeprecationWarning`"
     def _dec(f):
@@ -73,6 +74,11 @@ def deprecated_kwargs(**renames):
         return _f
     return _dec
 
+def _three_p(p):
+    "The old `dropouts` (one value, or input/between-layers/output) as the new keywords"
+    return dict(zip(('input_p', 'hidden_p', 'output_p'), (p,)*3 if isinstance(p, (int, float)) else tuple(p)))
+
+# %% ../nbs/03_lm.ipynb #4e66b7d7
 def delegates_kwargs(
     to,  # the function whose parameters `**kwargs` may carry
 ):
@@ -83,20 +89,17 @@ def delegates_kwargs(
         return f
     return _f
 
-def _three_p(p):
-    "The old `dropouts` (one value, or input/between-layers/output) as the new keywords"
-    return dict(zip(('input_p', 'hidden_p', 'output_p'), (p,)*3 if isinstance(p, (int, float)) else tuple(p)))
-
-# %% ../nbs/03_lm.ipynb #b40cfdb7
-def _detach(h): return tuple(t.detach() for t in h) if isinstance(h, tuple) else h.detach()
-def _state_bs(h): return (h[0] if isinstance(h, tuple) else h).shape[1]
-
+# %% ../nbs/03_lm.ipynb #9baaadf0
 def constructor_args(
     f,          # a constructor (`__init__`)
     args:dict,  # its `locals()`, taken first thing in the body
 ) -> dict:
     "The arguments `f` was called with: all that rebuilds the object, kept as its `config`"
     return {k: args[k] for k in inspect.signature(f).parameters if k != 'self' and k in args}
+
+# %% ../nbs/03_lm.ipynb #eda3b3c1
+def _detach(h): return tuple(t.detach() for t in h) if isinstance(h, tuple) else h.detach()
+def _state_bs(h): return (h[0] if isinstance(h, tuple) else h).shape[1]
 
 class LanguageModel(nn.Module):
     "Stateful recurrent language model: tokens `(bs, seq_len)` in, next-token logits `(bs, seq_len, vocab_sz)` out"
@@ -143,7 +146,7 @@ class LanguageModel(nn.Module):
         out = self.output_dp(out)
         return self.decoder(out if self.proj is None else self.proj(out))
 
-# %% ../nbs/03_lm.ipynb #cae10cfe
+# %% ../nbs/03_lm.ipynb #25c42c43
 class TokenNLL(Metric):
     "Mean unweighted cross-entropy per token over the whole set (nats): the base of `TokenPerplexity` and `BitsPerChar`"
     def reset(self): self.total, self.count = 0., 0
@@ -159,12 +162,14 @@ class TokenNLL(Metric):
     @property
     def name(self): return 'token_nll'
 
+# %% ../nbs/03_lm.ipynb #8e85d01c
 class TokenPerplexity(TokenNLL):
     "Perplexity per token, `exp` of the mean unweighted cross-entropy: named 'perplexity' in the Recorder"
     def _fn(self, nll:float) -> float: return math.exp(nll)
     @property
     def name(self): return 'perplexity'
 
+# %% ../nbs/03_lm.ipynb #2a9e433f
 class BitsPerChar(TokenNLL):
     "Mean cross-entropy in bits (per character at character level): named 'bits_per_char'"
     def _fn(self, nll:float) -> float: return nll/math.log(2)
@@ -195,7 +200,7 @@ def unigram_perplexity(
     logp = (counts/counts.sum()).log()
     return math.exp(-logp[_stream(dls.valid)].mean().item())
 
-# %% ../nbs/03_lm.ipynb #b9bfbcf1
+# %% ../nbs/03_lm.ipynb #b47eb216
 class LanguageModelLearner(Learner):
     "A fastai `Learner` for textkit's language models: `predict` continues a text at the cost of one model step per token"
     @delegates(Learner.get_preds)
@@ -207,6 +212,7 @@ class LanguageModelLearner(Learner):
         "Predictions over a whole stream, in order: batches follow each other along the sequence, so they are joined on dim 1"
         return super().get_preds(concat_dim=concat_dim, reorder=reorder, **kwargs)
 
+# %% ../nbs/03_lm.ipynb #239eecea
 def _default_metrics(dls): return [accuracy, TokenPerplexity()] + ([BitsPerChar()] if dls.level == 'char' else [])
 
 @deprecated_kwargs(dropouts=_three_p)
@@ -228,16 +234,16 @@ def lm_learner(
     cbs = [ModelResetter()] + ([GradientClip(clip)] if clip else []) + list(L(cbs))
     return LanguageModelLearner(dls, model, loss_func=loss, metrics=ifnone(metrics, _default_metrics(dls)), cbs=cbs, **kwargs)
 
-# %% ../nbs/03_lm.ipynb #3b6c6fd4
-UNKNOWN_POLICIES = ('error', 'unk', 'skip')
-NEVER_SAMPLED = ('xxunk', 'xxpad', 'xxfake')  # fastai's unknown, padding, and padding of the vocabulary to a multiple of 8
-
+# %% ../nbs/03_lm.ipynb #33b1910d
 class UnknownTokensError(ValueError):
     "A prompt holds tokens that the vocabulary lacks (listed in `.tokens`)"
     def __init__(self,
         msg:str,      # the message
         tokens:list,  # the tokens the vocabulary lacks
     ): super().__init__(msg); self.tokens = tokens
+
+# %% ../nbs/03_lm.ipynb #dbfab6dd
+UNKNOWN_POLICIES = ('error', 'unk', 'skip')
 
 def prompt_ids(
     dls:LMDataLoaders,     # gives the tokenizer and the vocabulary
@@ -257,6 +263,8 @@ def prompt_ids(
     return [o2i.get(t, o2i.get('xxunk', 0)) for t in toks]
 
 # %% ../nbs/03_lm.ipynb #8d27e59b
+NEVER_SAMPLED = ('xxunk', 'xxpad', 'xxfake')  # fastai's unknown, padding, and padding of the vocabulary to a multiple of 8
+
 @patch
 @torch.no_grad()
 def generate(
