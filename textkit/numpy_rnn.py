@@ -25,6 +25,7 @@ class NumpyCharModel:
                  n_hidden:int|None=None, # deprecated name of `hidden_sz`, removed in the next release
                 ):
         if n_hidden is not None:
+            if hidden_sz != 32: raise TypeError("n_hidden is the deprecated name of hidden_sz: give hidden_sz, not both")
             warnings.warn("n_hidden is deprecated, use hidden_sz", DeprecationWarning, stacklevel=2)
             hidden_sz = n_hidden
         if not isinstance(vocab, str) or not vocab or len(set(vocab)) != len(vocab):
