@@ -17,7 +17,7 @@ __all__ = ['ALPHABET', 'NumpyCharModel', 'NumpyRNN', 'next_char_windows', 'grad_
 # %% ../nbs/02_numpy_rnn.ipynb #b88d7e9a
 class NumpyCharModel:
     "Base of the numpy character models: vocab, weights, loss, training and generation."
-    n_gates = 1  # blocks of `H` columns in `W_xh`, `W_hh` and `b_h`
+    n_gates:int  # blocks of `H` columns in `W_xh`, `W_hh` and `b_h`, set by each model
     def __init__(self,
                  vocab:str, # distinct characters; a character's position is its id
                  hidden_sz:int=32, # hidden size `H`
@@ -333,7 +333,8 @@ def _lstm_forward(self:NumpyLSTM, xs, h0=None):
     if h0 is not None and (not isinstance(h0, (tuple, list)) or len(h0) != 2):
         raise ValueError(f"h0 of an LSTM must be a pair (h0, c0), got {type(h0).__name__}")
     hs, cs, gates = np.zeros((T + 1, B, H)), np.zeros((T + 1, B, H)), np.zeros((T, B, 4 * H))
-    hs[0], cs[0] = (self._state(None, B), self._state(None, B)) if h0 is None else (self._state(h0[0], B), self._state(h0[1], B, 'c0'))
+    h0, c0 = (None, None) if h0 is None else h0
+    hs[0], cs[0] = self._state(h0, B), self._state(c0, B, 'c0')
     for t in range(T):
         z = p['W_xh'][xs[t]] + hs[t] @ p['W_hh'] + p['b_h']
         gates[t] = _sigmoid(z)
