@@ -352,7 +352,8 @@ def test_bad_input_errors(cls):
     with pytest.raises(ValueError, match='distinct'): cls('abca')
     with pytest.raises(ValueError, match='distinct'): cls('')
     with pytest.raises(ValueError, match='distinct'): cls(['a', 'b'])
-    with pytest.raises(ValueError, match='hidden_sz must be >= 1'): cls('ab', hidden_sz=0)
+    with pytest.raises(ValueError, match='hidden_sz must be an integer >= 1, got 0'): cls('ab', hidden_sz=0)
+    with pytest.raises(ValueError, match='hidden_sz must be an integer >= 1, got 2.5'): cls('ab', hidden_sz=2.5)
     with pytest.raises(ValueError, match='longer than seq_len'): next_char_windows(np.arange(3), 3)
     xs = np.zeros((3, 2), int)
     if cls is NumpyRNN:

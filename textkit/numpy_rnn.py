@@ -30,7 +30,8 @@ class NumpyCharModel:
             hidden_sz = n_hidden
         if not isinstance(vocab, str) or not vocab or len(set(vocab)) != len(vocab):
             raise ValueError(f"vocab must be a non-empty string of distinct characters, got {vocab!r}")
-        if int(hidden_sz) < 1: raise ValueError(f"hidden_sz must be >= 1, got {hidden_sz}")
+        if not isinstance(hidden_sz, (int, np.integer)) or hidden_sz < 1:
+            raise ValueError(f"hidden_sz must be an integer >= 1, got {hidden_sz!r}")
         self.vocab, self.hidden_sz = vocab, int(hidden_sz)
         self.stoi = {c: i for i, c in enumerate(vocab)}
         V, H, G = len(vocab), self.hidden_sz, self.n_gates
