@@ -348,8 +348,8 @@ def _lstm_forward(self:NumpyLSTM, xs, h0=None):
 # %% ../nbs/02_numpy_rnn.ipynb #a8d1831f
 @patch(nm='backward')
 def _lstm_backward(self:NumpyLSTM,
-             cache:dict, # from `loss`
-            )->dict: # gradients named like `params`
+                   cache:dict, # from `loss`
+                  )->dict: # gradients named like `params`
     "Gradients of the loss for every parameter, by backpropagation through time through the gates."
     g_out, dh_out = self._output_backward(cache)
     hs, cs, gates, W_hh = cache['hs'], cache['cs'], cache['gates'], self.params['W_hh']
@@ -361,6 +361,10 @@ def _lstm_backward(self:NumpyLSTM,
         tc = np.tanh(cs[t + 1])
         dh = dh_out[t] + dh_next
         dc = dh * o * (1 - tc ** 2) + dc_next
-        dz[t] = np.concatenate([dc * g * i * (1 - i), dc * cs[t] * f * (1 - f), dc * i * (1 - g ** 2), dh * tc * o * (1 - o)], -1)
+        dz_i = dc * g * i * (1 - i)      # δi_t = δc_t ⊙ g_t, through σ'
+        dz_f = dc * cs[t] * f * (1 - f)  # δf_t = δc_t ⊙ c_{t-1}, through σ'
+        dz_g = dc * i * (1 - g ** 2)     # δg_t = δc_t ⊙ i_t, through tanh'
+        dz_o = dh * tc * o * (1 - o)     # δo_t = δh_t ⊙ tanh(c_t), through σ'
+        dz[t] = np.concatenate([dz_i, dz_f, dz_g, dz_o], -1)
         dh_next, dc_next = dz[t] @ W_hh.T, dc * f
     return {**self._gate_grads(cache, dz), **g_out}
