@@ -26,7 +26,7 @@ def _check_config(who:str,           # the class being built, for the messages
                   is_lstm:bool=False # only LSTM layers take `proj_size`
                  ):
     "Raise the exception `torch.nn` raises for a bad constructor argument, with the same facts and the value given"
-    flags = dict(bias=bias) | (dict(batch_first=batch_first, bidirectional=bidirectional) if layer else {})
+    flags = dict(bias=bias, batch_first=batch_first, bidirectional=bidirectional) if layer else {}  # cells: as torch.nn, unchecked
     for name, v in flags.items():
         if not isinstance(v, bool): raise TypeError(f"{name} should be of type bool, got: {type(v).__name__} ({v!r})")
     sizes = dict(input_size=input_size, hidden_size=hidden_size) | (dict(num_layers=num_layers, proj_size=proj_size) if layer else {})
