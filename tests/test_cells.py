@@ -1,5 +1,4 @@
 "Scratch cells and layers of `textkit.cells` against `torch.nn`: values, gradients, masking, round trips, bad input."
-import warnings
 import pytest, torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence

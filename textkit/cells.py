@@ -96,47 +96,44 @@ class CellBase(nn.RNNCellBase):
         return (f"{self.input_size}, {self.hidden_size}" + ('' if self.bias else ', bias=False')
                 + ''.join(f", {k}={v}" for k, v in self.options.items()))
 
+    def _check_forward(self, input, hx) -> tuple:
+        "Check `input` and `hx` as `torch.nn` does: `(x, state)` batched, `state` None or `(h,)`/`(h, c)`"
+        who, H = type(self).__name__, self.hidden_size
+        if not isinstance(input, Tensor): raise TypeError(f"{who} expects a Tensor input, got {type(input).__name__}")
+        if input.dim() not in (1, 2):
+            raise ValueError(f"{who}: Expected input to be 1D or 2D, got {input.dim()}D instead (shape {tuple(input.shape)})")
+        state = None if hx is None else _state_tensors(hx, self.is_lstm, who)
+        for i, t in enumerate(state or ()):
+            if t.dim() not in (1, 2):
+                what = f"hx[{i}]" if self.is_lstm else "hidden"
+                raise ValueError(f"{who}: Expected {what} to be 1D or 2D, got {t.dim()}D instead (shape {tuple(t.shape)})")
+        batched = input.dim() == 2
+        x = input if batched else input[None]
+        if x.shape[1] != self.input_size:
+            raise RuntimeError(f"{who}: input has inconsistent input_size: got {x.shape[1]} expected {self.input_size} (last dimension of shape {tuple(input.shape)})")
+        if state is None: return x, None
+        for i, t in enumerate(state):
+            if t.dim() != input.dim():
+                raise RuntimeError(f"{who}: hidden{i} must be {input.dim()}-D like the input, got shape {tuple(t.shape)}")
+            t = t if batched else t[None]
+            if t.shape[0] != x.shape[0]: raise RuntimeError(f"{who}: Input batch size {x.shape[0]} doesn't match hidden{i} batch size {t.shape[0]}")
+            if t.shape[1] != H: raise RuntimeError(f"{who}: hidden{i} has inconsistent hidden_size: got {t.shape[1]}, expected {H}")
+        return x, tuple(t if batched else t[None] for t in state)
+
+    def forward(self,
+        input:Tensor, # `(batch, input_size)`, or `(input_size,)` unbatched
+        hx=None       # previous state: `h`, or `(h, c)` for an LSTM; zeros if None
+    ):
+        "The next state, `h` or `(h, c)`, as the `torch.nn` cell returns it"
+        x, state = self._check_forward(input, hx)
+        if state is None: state = (x.new_zeros(x.shape[0], self.hidden_size),)*(2 if self.is_lstm else 1)
+        state = self.step(F.linear(x, self.weight_ih, self.bias_ih), state if self.is_lstm else state[0],
+                          self.weight_hh, self.bias_hh, **self.options)
+        return state if input.dim() == 2 else _map_state(lambda t: t[0], state)
+
     def to_torch(self):
         "The fused `torch.nn` cell with the same weights (see `to_torch`)"
         return to_torch(self)
-
-# %% ../nbs/01_cells.ipynb #a1cf0rwd
-@patch
-def _check_forward(self:CellBase, input, hx) -> tuple:
-    "Check `input` and `hx` as `torch.nn` does: `(x, state)` batched, `state` None or `(h,)`/`(h, c)`"
-    who, H = type(self).__name__, self.hidden_size
-    if not isinstance(input, Tensor): raise TypeError(f"{who} expects a Tensor input, got {type(input).__name__}")
-    if input.dim() not in (1, 2):
-        raise ValueError(f"{who}: Expected input to be 1D or 2D, got {input.dim()}D instead (shape {tuple(input.shape)})")
-    state = None if hx is None else _state_tensors(hx, self.is_lstm, who)
-    for i, t in enumerate(state or ()):
-        if t.dim() not in (1, 2):
-            what = f"hx[{i}]" if self.is_lstm else "hidden"
-            raise ValueError(f"{who}: Expected {what} to be 1D or 2D, got {t.dim()}D instead (shape {tuple(t.shape)})")
-    batched = input.dim() == 2
-    x = input if batched else input[None]
-    if x.shape[1] != self.input_size:
-        raise RuntimeError(f"{who}: input has inconsistent input_size: got {x.shape[1]} expected {self.input_size} (last dimension of shape {tuple(input.shape)})")
-    if state is None: return x, None
-    for i, t in enumerate(state):
-        if t.dim() != input.dim():
-            raise RuntimeError(f"{who}: hidden{i} must be {input.dim()}-D like the input, got shape {tuple(t.shape)}")
-        t = t if batched else t[None]
-        if t.shape[0] != x.shape[0]: raise RuntimeError(f"{who}: Input batch size {x.shape[0]} doesn't match hidden{i} batch size {t.shape[0]}")
-        if t.shape[1] != H: raise RuntimeError(f"{who}: hidden{i} has inconsistent hidden_size: got {t.shape[1]}, expected {H}")
-    return x, tuple(t if batched else t[None] for t in state)
-
-@patch
-def forward(self:CellBase,
-    input:Tensor, # `(batch, input_size)`, or `(input_size,)` unbatched
-    hx=None       # previous state: `h`, or `(h, c)` for an LSTM; zeros if None
-):
-    "The next state, `h` or `(h, c)`, as the `torch.nn` cell returns it"
-    x, state = self._check_forward(input, hx)
-    if state is None: state = (x.new_zeros(x.shape[0], self.hidden_size),)*(2 if self.is_lstm else 1)
-    state = self.step(F.linear(x, self.weight_ih, self.bias_ih), state if self.is_lstm else state[0],
-                      self.weight_hh, self.bias_hh, **self.options)
-    return state if input.dim() == 2 else _map_state(lambda t: t[0], state)
 
 # %% ../nbs/01_cells.ipynb #20fc5452
 class RNNCell(CellBase):
@@ -339,7 +336,7 @@ def _check_forward(self:Recurrent,
     batched:bool   # whether the caller's input had a batch dimension
 ):
     "Check `x` and `hx` as `torch.nn` does, with its exception types; the initial state `(L*D, batch, ·)`"
-    who, (T, B) = type(self).__name__, x.shape[:2]
+    who, B = type(self).__name__, x.shape[1]
     L, D, H = self.num_layers, self.num_directions, self.hidden_size
     state = None if hx is None else _state_tensors(hx, self.cell.is_lstm, who)
     if state is not None and any(t.dim() != (3 if batched else 2) for t in state):
