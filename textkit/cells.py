@@ -18,10 +18,15 @@ from fastcore.basics import patch
 
 # %% ../nbs/01_cells.ipynb #497c390b
 def _check_config(who:str,           # the class being built, for the messages
-                  input_size, hidden_size,
+                  input_size,        # as given to the constructor, like the arguments below
+                  hidden_size,
                   bias=True,
                   layer:bool=False,  # a layer (`RNN`, `LSTM`, `GRU`) rather than a cell
-                  num_layers=1, batch_first=False, dropout=0., bidirectional=False, proj_size=0,
+                  num_layers=1,
+                  batch_first=False,
+                  dropout=0.,
+                  bidirectional=False,
+                  proj_size=0,
                   nonlinearity=None, # checked unless None
                   is_lstm:bool=False # only LSTM layers take `proj_size`
                  ):
@@ -276,7 +281,10 @@ class Recurrent(nn.RNNBase):
                 + ''.join(f", {k}={getattr(self, k)}" for k, d in defaults.items() if getattr(self, k) != d)
                 + ''.join(f", {k}={v}" for k, v in self.options.items()))
 
-    def weights(self, layer:int, direction:int=0) -> list:
+    def weights(self,
+        layer:int,      # 0 for the layer that reads the input
+        direction:int=0 # 0 forward, 1 reverse
+    ) -> list:
         "`[weight_ih, weight_hh, bias_ih, bias_hh, weight_hr]` of one layer and direction (None where absent)"
         return [getattr(self, name+_suffix(layer, direction), None)
                 for name in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh', 'weight_hr')]
@@ -513,13 +521,17 @@ def _rebuild(m, cls):
     new.load_state_dict(m.state_dict())
     return new.train(m.training)
 
-def to_torch(m:CellBase|Recurrent) -> nn.Module:
+def to_torch(
+    m:CellBase|Recurrent # a scratch cell or layer
+) -> nn.Module:
     "The fused `torch.nn` module with the same configuration and weights as scratch module `m`"
     cls = _twin_class(m, _TWINS, 'to_torch')
     if m.options.get('reset_after') is False:
         raise ValueError(f"{type(m).__name__}(reset_after=False) is the textbook GRU, which torch.nn does not implement")
     return _rebuild(m, cls)
 
-def from_torch(m:nn.Module) -> CellBase|Recurrent:
+def from_torch(
+    m:nn.Module # a `torch.nn` `RNNCell`, `LSTMCell`, `GRUCell`, `RNN`, `LSTM` or `GRU`
+) -> CellBase|Recurrent:
     "The scratch module with the same configuration and weights as `torch.nn` module `m`"
     return _rebuild(m, _twin_class(m, {v: k for k, v in _TWINS.items()}, 'from_torch'))
