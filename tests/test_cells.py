@@ -367,3 +367,46 @@ STRICTER = [  # textkit refuses at construction what torch.nn takes silently or 
 def test_stricter_than_torch(make, torch_cls):
     make(torch_cls)  # torch.nn builds it
     with pytest.raises((TypeError, ValueError)): make(globals()[torch_cls.__name__])
+
+@few
+@given(dtype=dtypes, input_size=st.integers(1, 5), hidden_size=st.integers(2, 6), proj=st.data(), num_layers=st.integers(1, 3),
+       bidirectional=st.booleans(), batch_first=st.booleans(), bias=st.booleans(), seq=st.integers(1, 5),
+       batch=st.one_of(st.none(), st.integers(1, 3)), with_state=st.booleans(), seed=st.integers(0, 2**16))
+def test_lstm_projections_match_torch(dtype, input_size, hidden_size, proj, num_layers, bidirectional, batch_first, bias, seq, batch, with_state, seed):
+    "LSTM with `proj_size`: outputs, final states and every gradient equal torch.nn's"
+    torch.manual_seed(seed)
+    P = proj.draw(st.integers(1, hidden_size - 1))
+    scratch, fused = twins(LAYERS, 'lstm', dtype, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
+                           bidirectional=bidirectional, batch_first=batch_first, bias=bias, proj_size=P)
+    shape = (seq, input_size) if batch is None else (batch, seq, input_size) if batch_first else (seq, batch, input_size)
+    x, hx = torch.randn(*shape, dtype=dtype), None
+    if with_state:
+        lead = (num_layers*(1+bidirectional), *(() if batch is None else (batch,)))
+        hx = (torch.randn(*lead, P, dtype=dtype), torch.randn(*lead, hidden_size, dtype=dtype))
+    out, g = run(scratch, x, hx, seed)
+    ref, ref_g = run(fused, x, hx, seed)
+    assert out[0].shape[-1] == P*(1+bidirectional) and out[1][0].shape[-1] == P and out[1][1].shape[-1] == hidden_size
+    assert_same(out, ref, TOL[dtype])
+    assert_same_grads(g, ref_g, TOL[dtype])
+
+@pytest.mark.parametrize('enforce_sorted', [True, False])
+def test_packed_in_packed_out(enforce_sorted):
+    "A PackedSequence in gives torch.nn's PackedSequence out, gradients included, and the same numbers as `lengths=`"
+    torch.manual_seed(0)
+    lengths = [5, 3, 3, 1] if enforce_sorted else [3, 5, 1, 3]
+    for kind in LAYERS:
+        scratch, fused = twins(LAYERS, kind, torch.float64, input_size=3, hidden_size=4, num_layers=2, bidirectional=True)
+        x = torch.randn(5, 4, 3, dtype=torch.float64)
+        outs = []
+        for m in (scratch, fused):
+            xl = x.clone().requires_grad_()
+            out, h = m(pack_padded_sequence(xl, lengths, enforce_sorted=enforce_sorted))
+            (out.data.sin().sum() + sum(t.cos().sum() for t in flat(h))).backward()
+            outs.append((out, h, xl.grad, [p.grad for p in m.parameters()]))
+        (o, h, gx, gp), (ro, rh, rgx, rgp) = outs
+        assert type(o) is type(ro) and torch.equal(o.batch_sizes, ro.batch_sizes)
+        assert (o.sorted_indices is None) == enforce_sorted and (o.sorted_indices is None or torch.equal(o.sorted_indices, ro.sorted_indices))
+        assert_same((o.data, h, gx, *gp), (ro.data, rh, rgx, *rgp), 1e-10)
+        padded, h2 = scratch(x, lengths=torch.tensor(lengths))
+        assert_same(h, h2, 1e-12)
+        torch.testing.assert_close(pad_packed_sequence(o, total_length=5)[0], padded, atol=1e-12, rtol=0)
