@@ -1,5 +1,4 @@
 "Scratch cells and layers of `textkit.cells` against `torch.nn`: values, gradients, masking, round trips, bad input."
-import warnings
 import pytest, torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -234,7 +233,8 @@ def test_to_torch_from_torch_round_trip(cls, args):
 def test_conversion_refusals():
     with pytest.raises(ValueError, match='textbook GRU'): to_torch(GRU(3, 4, reset_after=False))
     with pytest.raises(ValueError, match='textbook GRU'): GRUCell(3, 4, reset_after=False).to_torch()
-    with pytest.raises(ValueError, match='proj_size'): from_torch(nn.LSTM(3, 4, proj_size=2))
+    proj = from_torch(nn.LSTM(3, 4, proj_size=2))  # projections convert both ways now
+    assert type(proj) is LSTM and proj.proj_size == 2 and to_torch(proj).proj_size == 2
     with pytest.raises(TypeError, match='from_torch converts'): from_torch(nn.Linear(3, 4))
     with pytest.raises(TypeError, match='to_torch converts'): to_torch(nn.LSTM(3, 4))
 
@@ -300,23 +300,36 @@ def test_lengths_to_mask():
     assert lengths_to_mask(lens, 4, pad_first=True).tolist() == [[False, True, True, True], [False, False, False, True], [False]*4]
     assert lengths_to_mask([2, 4], 4, batch_first=False).shape == (4, 2)
 
-BAD = [
+BAD = [  # torch.nn's exception types, torch.nn's facts, and the value or shape that was given
     (lambda: RNNCell(3, 4, nonlinearity='sigmoid'), ValueError, "Unknown nonlinearity 'sigmoid'"),
     (lambda: RNN(3, 4, nonlinearity='gelu'), ValueError, "Unknown nonlinearity 'gelu'"),
-    (lambda: LSTMCell(0, 4), ValueError, 'input_size must be a positive int'),
-    (lambda: GRU(3, 2.5), ValueError, 'hidden_size must be a positive int'),
-    (lambda: LSTM(3, 4, num_layers=0), ValueError, 'num_layers must be an int >= 1'),
-    (lambda: LSTM(3, 4, 2, dropout=1.5), ValueError, 'dropout must be a number in [0, 1]'),
-    (lambda: LSTMCell(3, 4)(torch.randn(2, 5)), ValueError, 'LSTMCell expects 3 input features'),
-    (lambda: GRUCell(3, 4)(torch.randn(2, 2, 3)), ValueError, 'expects a 1 or 2-D input'),
+    (lambda: LSTMCell(-1, 4), RuntimeError, 'negative dimension -1: LSTMCell got input_size=-1'),
+    (lambda: LSTMCell(3.0, 4), TypeError, 'input_size should be of type int, got: float (3.0)'),
+    (lambda: GRU(3, 2.5), TypeError, 'hidden_size should be of type int, got: float (2.5)'),
+    (lambda: GRU(0, 2), ValueError, 'input_size must be greater than zero, got 0'),
+    (lambda: LSTM(3, 4, num_layers=0), ValueError, 'num_layers must be greater than zero, got 0'),
+    (lambda: LSTM(3, 4, num_layers=2.0), TypeError, 'num_layers should be of type int, got: float'),
+    (lambda: LSTM(3, 4, 2, dropout=1.5), ValueError, 'dropout should be a number in range [0, 1] representing the probability of an element being zeroed, got 1.5'),
+    (lambda: LSTM(3, 4, proj_size=4), ValueError, 'proj_size has to be smaller than hidden_size, got proj_size=4, hidden_size=4'),
+    (lambda: GRU(3, 4, proj_size=2), ValueError, 'proj_size argument is only supported for LSTM'),
+    (lambda: LSTM(3, 4, bidirectional='False'), TypeError, "bidirectional should be of type bool, got: str ('False')"),
+    (lambda: GRU(3, 4, bias='False'), TypeError, "bias should be of type bool, got: str ('False')"),
+    (lambda: LSTMCell(3, 4)(torch.randn(2, 5)), RuntimeError, 'LSTMCell: input has inconsistent input_size: got 5 expected 3'),
+    (lambda: GRUCell(3, 4)(torch.randn(2, 2, 3)), ValueError, 'GRUCell: Expected input to be 1D or 2D, got 3D instead (shape (2, 2, 3))'),
     (lambda: RNNCell(3, 4)([1., 2., 3.]), TypeError, 'expects a Tensor input'),
-    (lambda: RNNCell(3, 4)(torch.randn(2, 3), torch.randn(3, 4)), ValueError, 'state tensors of shape (2, 4)'),
+    (lambda: RNNCell(3, 4)(torch.randn(2, 3), torch.randn(3, 4)), RuntimeError, "Input batch size 2 doesn't match hidden0 batch size 3"),
+    (lambda: RNNCell(3, 4)(torch.randn(3), torch.randn(2, 4)), RuntimeError, 'hidden0 must be 1-D like the input, got shape (2, 4)'),
     (lambda: LSTMCell(3, 4)(torch.randn(2, 3), torch.randn(2, 4)), TypeError, 'pair (h, c)'),
-    (lambda: LSTM(3, 4)(torch.randn(5, 2, 4)), ValueError, 'LSTM expects 3 input features'),
-    (lambda: GRU(3, 4)(torch.randn(5, 4)), ValueError, 'GRU expects 3 input features'),
-    (lambda: GRU(3, 4)(torch.randn(1, 5, 2, 3)), ValueError, 'expects a 2 or 3-D input'),
-    (lambda: GRU(3, 4, 2)(torch.randn(5, 2, 3), torch.randn(1, 2, 4)), ValueError, 'state tensors of shape (2, 2, 4)'),
+    (lambda: LSTM(3, 4)(torch.randn(5, 2, 4)), RuntimeError, 'LSTM: input.size(-1) must be equal to input_size. Expected 3, got 4'),
+    (lambda: GRU(3, 4)(torch.randn(5, 4)), RuntimeError, 'GRU: input.size(-1) must be equal to input_size. Expected 3, got 4'),
+    (lambda: GRU(3, 4)(torch.randn(1, 5, 2, 3)), ValueError, 'GRU: Expected input to be 2D or 3D, got 4D instead'),
+    (lambda: GRU(3, 4, 2)(torch.randn(5, 2, 3), torch.randn(1, 2, 4)), RuntimeError, 'Expected hidden size (2, 2, 4), got [1, 2, 4]'),
+    (lambda: GRU(3, 4)(torch.randn(5, 2, 3), torch.randn(2, 4)), RuntimeError, 'For batched 3-D input, hx should also be 3-D but got (2-D) tensors'),
+    (lambda: GRU(3, 4)(torch.randn(5, 3, dtype=torch.float64)), ValueError, 'RNN input dtype (torch.float64) does not match weight dtype (torch.float32)'),
     (lambda: LSTM(3, 4)(torch.randn(5, 2, 3), torch.randn(1, 2, 4)), TypeError, 'pair (h, c)'),
+    (lambda: LSTM(3, 4, proj_size=2)(torch.randn(5, 2, 3), (torch.randn(1, 2, 4), torch.randn(1, 2, 4))), RuntimeError, 'Expected hidden[0] size (1, 2, 2), got [1, 2, 4]'),
+    (lambda: LSTM(3, 4)(torch.randn(0, 2, 3)), RuntimeError, 'Expected sequence length to be larger than 0 in RNN'),
+    (lambda: LSTM(3, 4)(pack_padded_sequence(torch.randn(5, 2, 3), [5, 3]), lengths=[5, 3]), ValueError, 'PackedSequence carries its own lengths'),
     (lambda: GRU(3, 4)(torch.randn(5, 2, 3), mask=torch.ones(2, 5, dtype=torch.bool)), ValueError, 'bool tensor of shape (5, 2)'),
     (lambda: GRU(3, 4, batch_first=True)(torch.randn(2, 5, 3), mask=torch.ones(2, 5)), ValueError, 'expects mask as a bool tensor'),
     (lambda: GRU(3, 4)(torch.randn(5, 2, 3), lengths=torch.tensor([6, 2])), ValueError, 'lengths must lie in [0, 5]'),
@@ -344,3 +357,56 @@ def test_backward_is_linear_in_sequence_length():
     assert n40 - n20 == 2*(n20 - n10)
     assert not any('Copy' in k or 'IndexPut' in k for k in kinds)
     assert {'StackBackward0', 'UnbindBackward0'} <= kinds
+
+STRICTER = [  # textkit refuses at construction what torch.nn takes silently or fails on later
+    (lambda cls: cls(3, 4, bidirectional='False'), nn.LSTM),   # torch: a string is true, two directions
+    (lambda cls: cls(3, 4, nonlinearity='gelu'), nn.RNNCell),  # torch cells: RuntimeError at the first call
+]
+
+@pytest.mark.parametrize('make,torch_cls', STRICTER)
+def test_stricter_than_torch(make, torch_cls):
+    make(torch_cls)  # torch.nn builds it
+    with pytest.raises((TypeError, ValueError)): make(globals()[torch_cls.__name__])
+
+@few
+@given(dtype=dtypes, input_size=st.integers(1, 5), hidden_size=st.integers(2, 6), proj=st.data(), num_layers=st.integers(1, 3),
+       bidirectional=st.booleans(), batch_first=st.booleans(), bias=st.booleans(), seq=st.integers(1, 5),
+       batch=st.one_of(st.none(), st.integers(1, 3)), with_state=st.booleans(), seed=st.integers(0, 2**16))
+def test_lstm_projections_match_torch(dtype, input_size, hidden_size, proj, num_layers, bidirectional, batch_first, bias, seq, batch, with_state, seed):
+    "LSTM with `proj_size`: outputs, final states and every gradient equal torch.nn's"
+    torch.manual_seed(seed)
+    P = proj.draw(st.integers(1, hidden_size - 1))
+    scratch, fused = twins(LAYERS, 'lstm', dtype, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
+                           bidirectional=bidirectional, batch_first=batch_first, bias=bias, proj_size=P)
+    shape = (seq, input_size) if batch is None else (batch, seq, input_size) if batch_first else (seq, batch, input_size)
+    x, hx = torch.randn(*shape, dtype=dtype), None
+    if with_state:
+        lead = (num_layers*(1+bidirectional), *(() if batch is None else (batch,)))
+        hx = (torch.randn(*lead, P, dtype=dtype), torch.randn(*lead, hidden_size, dtype=dtype))
+    out, g = run(scratch, x, hx, seed)
+    ref, ref_g = run(fused, x, hx, seed)
+    assert out[0].shape[-1] == P*(1+bidirectional) and out[1][0].shape[-1] == P and out[1][1].shape[-1] == hidden_size
+    assert_same(out, ref, TOL[dtype])
+    assert_same_grads(g, ref_g, TOL[dtype])
+
+@pytest.mark.parametrize('enforce_sorted', [True, False])
+def test_packed_in_packed_out(enforce_sorted):
+    "A PackedSequence in gives torch.nn's PackedSequence out, gradients included, and the same numbers as `lengths=`"
+    torch.manual_seed(0)
+    lengths = [5, 3, 3, 1] if enforce_sorted else [3, 5, 1, 3]
+    for kind in LAYERS:
+        scratch, fused = twins(LAYERS, kind, torch.float64, input_size=3, hidden_size=4, num_layers=2, bidirectional=True)
+        x = torch.randn(5, 4, 3, dtype=torch.float64)
+        outs = []
+        for m in (scratch, fused):
+            xl = x.clone().requires_grad_()
+            out, h = m(pack_padded_sequence(xl, lengths, enforce_sorted=enforce_sorted))
+            (out.data.sin().sum() + sum(t.cos().sum() for t in flat(h))).backward()
+            outs.append((out, h, xl.grad, [p.grad for p in m.parameters()]))
+        (o, h, gx, gp), (ro, rh, rgx, rgp) = outs
+        assert type(o) is type(ro) and torch.equal(o.batch_sizes, ro.batch_sizes)
+        assert (o.sorted_indices is None) == enforce_sorted and (o.sorted_indices is None or torch.equal(o.sorted_indices, ro.sorted_indices))
+        assert_same((o.data, h, gx, *gp), (ro.data, rh, rgx, *rgp), 1e-10)
+        padded, h2 = scratch(x, lengths=torch.tensor(lengths))
+        assert_same(h, h2, 1e-12)
+        torch.testing.assert_close(pad_packed_sequence(o, total_length=5)[0], padded, atol=1e-12, rtol=0)

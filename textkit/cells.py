@@ -9,119 +9,160 @@ __all__ = ['CellBase', 'RNNCell', 'LSTMCell', 'GRUCell', 'Recurrent', 'RNN', 'LS
            'from_torch']
 
 # %% ../nbs/01_cells.ipynb #f9bf5c17
-import math, warnings
+import math, numbers, warnings
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from fastcore.basics import patch
 
 # %% ../nbs/01_cells.ipynb #497c390b
-def _check_sizes(input_size, hidden_size):
-    "Raise a clear error unless both sizes are positive ints"
-    for name, v in (('input_size', input_size), ('hidden_size', hidden_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-
-def _check_input(x, input_size:int, ndims:tuple, who:str):
-    "Raise a clear error unless `x` is a tensor with one of `ndims` dimensions and `input_size` features"
-    if not isinstance(x, Tensor): raise TypeError(f"{who} expects a Tensor input, got {type(x).__name__}")
-    if x.dim() not in ndims:
-        raise ValueError(f"{who} expects a {' or '.join(map(str, ndims))}-D input, got shape {tuple(x.shape)}")
-    if x.shape[-1] != input_size:
-        raise ValueError(f"{who} expects {input_size} input features (last dimension), got shape {tuple(x.shape)}")
+def _check_config(who:str,           # the class being built, for the messages
+                  input_size,        # as given to the constructor, like the arguments below
+                  hidden_size,
+                  bias=True,
+                  layer:bool=False,  # a layer (`RNN`, `LSTM`, `GRU`) rather than a cell
+                  num_layers=1,
+                  batch_first=False,
+                  dropout=0.,
+                  bidirectional=False,
+                  proj_size=0,
+                  nonlinearity=None, # checked unless None
+                  is_lstm:bool=False # only LSTM layers take `proj_size`
+                 ):
+    "Raise the exception `torch.nn` raises for a bad constructor argument, with the same facts and the value given"
+    flags = dict(bias=bias, batch_first=batch_first, bidirectional=bidirectional) if layer else {}  # cells: as torch.nn, unchecked
+    for name, v in flags.items():
+        if not isinstance(v, bool): raise TypeError(f"{name} should be of type bool, got: {type(v).__name__} ({v!r})")
+    sizes = dict(input_size=input_size, hidden_size=hidden_size) | (dict(num_layers=num_layers, proj_size=proj_size) if layer else {})
+    for name, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, int): raise TypeError(f"{name} should be of type int, got: {type(v).__name__} ({v!r})")
+    if nonlinearity is not None and nonlinearity not in ('tanh', 'relu'):
+        raise ValueError(f"Unknown nonlinearity {nonlinearity!r}. Select from 'tanh' or 'relu'.")
+    if not layer:  # torch.nn's cells accept empty sizes; a negative one is a negative tensor dimension
+        for name, v in sizes.items():
+            if v < 0: raise RuntimeError(f"Trying to create tensor with negative dimension {v}: {who} got {name}={v}")
+        return
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout <= 1:
+        raise ValueError(f"dropout should be a number in range [0, 1] representing the probability of an element being zeroed, got {dropout!r}")
+    for name in ('input_size', 'hidden_size', 'num_layers'):
+        if sizes[name] <= 0: raise ValueError(f"{name} must be greater than zero, got {sizes[name]}")
+    if proj_size and not is_lstm: raise ValueError(f"proj_size argument is only supported for LSTM, not RNN or GRU (got {who})")
+    if proj_size < 0: raise ValueError(f"proj_size should be a positive integer or zero to disable projections, got {proj_size}")
+    if proj_size >= hidden_size and proj_size:
+        raise ValueError(f"proj_size has to be smaller than hidden_size, got proj_size={proj_size}, hidden_size={hidden_size}")
+    if dropout > 0 and num_layers == 1:
+        warnings.warn(f"dropout option adds dropout after all but last recurrent layer, so non-zero dropout expects "
+                      f"num_layers greater than 1, but got dropout={dropout} and num_layers=1: it does nothing", stacklevel=3)
 
 def _map_state(f, *states):
     "Apply `f` to the matching tensors of `states`, each `h` or an `(h, c)` pair"
     if isinstance(states[0], tuple): return tuple(f(*ts) for ts in zip(*states))
     return f(*states)
 
-def _zero_state(like:Tensor, shape:tuple, is_lstm:bool):
-    "Zeros of `shape` with `like`'s dtype and device: `h`, or `(h, c)`"
-    return (like.new_zeros(shape), like.new_zeros(shape)) if is_lstm else like.new_zeros(shape)
-
-def _check_state(hx, shape:tuple, is_lstm:bool, who:str):
-    "Raise a clear error unless `hx` is a tensor of `shape`, or for an LSTM a pair of them"
+def _state_tensors(hx, is_lstm:bool, who:str) -> tuple:
+    "`(h,)` or `(h, c)` from a state as passed by the caller, or a `TypeError` saying what was expected"
     if is_lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
         raise TypeError(f"{who} expects its state as a pair (h, c), got {type(hx).__name__}")
-    for t in (hx if is_lstm else (hx,)):
+    ts = tuple(hx) if is_lstm else (hx,)
+    for t in ts:
         if not isinstance(t, Tensor): raise TypeError(f"{who} expects state tensors, got {type(t).__name__}")
-        if tuple(t.shape) != tuple(shape):
-            raise ValueError(f"{who} expects state tensors of shape {tuple(shape)}, got {tuple(t.shape)}")
-    return tuple(hx) if is_lstm else hx
+    return ts
 
 # %% ../nbs/01_cells.ipynb #0d043551
-class CellBase(nn.Module):
+class CellBase(nn.RNNCellBase):
     "Parameters, initialisation and `forward` shared by the scratch cells; subclasses set `n_gates` and write `step`"
     n_gates = 1      # gate blocks stacked along the rows of the weights
     is_lstm = False  # the state is a pair `(h, c)` rather than `h`
     def __init__(self,
         input_size:int,  # features of each input vector x
-        hidden_size:int, # features of the hidden state h
+        hidden_size:int, # features of the hidden state h (0 allowed, as in `torch.nn`)
         bias:bool=True,  # learn `bias_ih` and `bias_hh`
-        device=None, dtype=None):
-        super().__init__()
-        _check_sizes(input_size, hidden_size)
-        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        device=None,     # where to create the parameters
+        dtype=None,      # dtype of the parameters
+        **options        # keyword options passed to `step`, e.g. `nonlinearity`
+    ):
+        nn.Module.__init__(self)  # `RNNCellBase` only for `isinstance`: the parameters are created here
+        _check_config(type(self).__name__, input_size, hidden_size, bias, nonlinearity=options.get('nonlinearity'))
+        self.input_size, self.hidden_size, self.bias, self.options = input_size, hidden_size, bias, options
         n, kw = self.n_gates*hidden_size, dict(device=device, dtype=dtype)
         self.weight_ih = nn.Parameter(torch.empty(n, input_size, **kw))
         self.weight_hh = nn.Parameter(torch.empty(n, hidden_size, **kw))
         for name in ('bias_ih', 'bias_hh'):
             self.register_parameter(name, nn.Parameter(torch.empty(n, **kw)) if bias else None)
-        self.options = {}  # keyword options passed to `step`
         self.reset_parameters()
 
     def reset_parameters(self):
         "Uniform in ±1/√hidden_size, in the same order as `torch.nn`: same seed, same weights"
-        bound = 1/math.sqrt(self.hidden_size)
+        bound = 1/math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
         for p in self.parameters(): nn.init.uniform_(p, -bound, bound)
 
     def extra_repr(self):
         return (f"{self.input_size}, {self.hidden_size}" + ('' if self.bias else ', bias=False')
                 + ''.join(f", {k}={v}" for k, v in self.options.items()))
 
-    def forward(self,
-        input:Tensor, # `(batch, input_size)`, or `(input_size,)` unbatched
-        hx=None):     # previous state: `h`, or `(h, c)` for an LSTM; zeros if None
-        "The next state, `h` or `(h, c)`, as the `torch.nn` cell returns it"
-        who = type(self).__name__
-        _check_input(input, self.input_size, (1, 2), who)
+    def _check_forward(self, input, hx) -> tuple:
+        "Check `input` and `hx` as `torch.nn` does: `(x, state)` batched, `state` None or `(h,)`/`(h, c)`"
+        who, H = type(self).__name__, self.hidden_size
+        if not isinstance(input, Tensor): raise TypeError(f"{who} expects a Tensor input, got {type(input).__name__}")
+        if input.dim() not in (1, 2):
+            raise ValueError(f"{who}: Expected input to be 1D or 2D, got {input.dim()}D instead (shape {tuple(input.shape)})")
+        state = None if hx is None else _state_tensors(hx, self.is_lstm, who)
+        for i, t in enumerate(state or ()):
+            if t.dim() not in (1, 2):
+                what = f"hx[{i}]" if self.is_lstm else "hidden"
+                raise ValueError(f"{who}: Expected {what} to be 1D or 2D, got {t.dim()}D instead (shape {tuple(t.shape)})")
         batched = input.dim() == 2
         x = input if batched else input[None]
-        shape = (x.shape[0], self.hidden_size)
-        if hx is None: state = _zero_state(x, shape, self.is_lstm)
-        else:
-            state = _check_state(hx, shape if batched else shape[1:], self.is_lstm, who)
-            if not batched: state = _map_state(lambda t: t[None], state)
-        gi = F.linear(x, self.weight_ih, self.bias_ih)
-        state = self.step(gi, state, self.weight_hh, self.bias_hh, **self.options)
-        return state if batched else _map_state(lambda t: t[0], state)
+        if x.shape[1] != self.input_size:
+            raise RuntimeError(f"{who}: input has inconsistent input_size: got {x.shape[1]} expected {self.input_size} (last dimension of shape {tuple(input.shape)})")
+        if state is None: return x, None
+        for i, t in enumerate(state):
+            if t.dim() != input.dim():
+                raise RuntimeError(f"{who}: hidden{i} must be {input.dim()}-D like the input, got shape {tuple(t.shape)}")
+            t = t if batched else t[None]
+            if t.shape[0] != x.shape[0]: raise RuntimeError(f"{who}: Input batch size {x.shape[0]} doesn't match hidden{i} batch size {t.shape[0]}")
+            if t.shape[1] != H: raise RuntimeError(f"{who}: hidden{i} has inconsistent hidden_size: got {t.shape[1]}, expected {H}")
+        return x, tuple(t if batched else t[None] for t in state)
+
+    def forward(self,
+        input:Tensor, # `(batch, input_size)`, or `(input_size,)` unbatched
+        hx=None       # previous state: `h`, or `(h, c)` for an LSTM; zeros if None
+    ):
+        "The next state, `h` or `(h, c)`, as the `torch.nn` cell returns it"
+        x, state = self._check_forward(input, hx)
+        if state is None: state = (x.new_zeros(x.shape[0], self.hidden_size),)*(2 if self.is_lstm else 1)
+        state = self.step(F.linear(x, self.weight_ih, self.bias_ih), state if self.is_lstm else state[0],
+                          self.weight_hh, self.bias_hh, **self.options)
+        return state if input.dim() == 2 else _map_state(lambda t: t[0], state)
 
     def to_torch(self):
         "The fused `torch.nn` cell with the same weights (see `to_torch`)"
         return to_torch(self)
 
 # %% ../nbs/01_cells.ipynb #20fc5452
-def _check_nonlinearity(nonlinearity):
-    if nonlinearity not in ('tanh', 'relu'):
-        raise ValueError(f"Unknown nonlinearity {nonlinearity!r}: use 'tanh' or 'relu'")
-    return nonlinearity
-
 class RNNCell(CellBase):
     "Elman RNN cell from scratch, interchangeable with `torch.nn.RNNCell`"
     n_gates = 1
-    def __init__(self, input_size:int, hidden_size:int, bias:bool=True,
+    def __init__(self,
+        input_size:int,  # features of each input vector x
+        hidden_size:int, # features of the hidden state h
+        bias:bool=True,  # learn `bias_ih` and `bias_hh`
         nonlinearity:str='tanh', # 'tanh' or 'relu'
-        device=None, dtype=None):
-        _check_nonlinearity(nonlinearity)
-        super().__init__(input_size, hidden_size, bias, device, dtype)
-        self.options = dict(nonlinearity=nonlinearity)
+        device=None,     # where to create the parameters
+        dtype=None       # dtype of the parameters
+    ):
+        super().__init__(input_size, hidden_size, bias, device, dtype, nonlinearity=nonlinearity)
 
     nonlinearity = property(lambda self: self.options['nonlinearity'])
 
     @staticmethod
-    def step(gi:Tensor,   # input projection W_ih x + b_ih, `(batch, hidden_size)`
-             h:Tensor,    # previous hidden state, `(batch, hidden_size)`
-             w_hh:Tensor, b_hh:Tensor|None, nonlinearity:str='tanh') -> Tensor:
+    def step(gi:Tensor,         # input projection W_ih x + b_ih, `(batch, hidden_size)`
+             h:Tensor,          # previous hidden state, `(batch, hidden_size)`
+             w_hh:Tensor,       # hidden-to-hidden weights
+             b_hh:Tensor|None,  # hidden bias, or None
+             nonlinearity:str='tanh' # 'tanh' or 'relu'
+            ) -> Tensor:
         "One time step: the next `h`"
         pre = gi + F.linear(h, w_hh, b_hh)
         return torch.tanh(pre) if nonlinearity == 'tanh' else torch.relu(pre)
@@ -132,31 +173,42 @@ class LSTMCell(CellBase):
     n_gates, is_lstm = 4, True
 
     @staticmethod
-    def step(gi:Tensor,     # input projection W_ih x + b_ih, `(batch, 4*hidden_size)`
-             state:tuple,   # previous `(h, c)`
-             w_hh:Tensor, b_hh:Tensor|None) -> tuple:
+    def step(gi:Tensor,         # input projection W_ih x + b_ih, `(batch, 4*hidden_size)`
+             state:tuple,       # previous `(h, c)`
+             w_hh:Tensor,       # hidden-to-hidden weights
+             b_hh:Tensor|None,  # hidden bias, or None
+             w_hr:Tensor|None=None # projection `(proj_size, hidden_size)` of the layers' `proj_size`, or None
+            ) -> tuple:
         "One time step: the next `(h, c)`"
         h, c = state
         i, f, g, o = (gi + F.linear(h, w_hh, b_hh)).chunk(4, -1)
         c = torch.sigmoid(f)*c + torch.sigmoid(i)*torch.tanh(g)
-        return torch.sigmoid(o)*torch.tanh(c), c
+        h = torch.sigmoid(o)*torch.tanh(c)
+        return (h if w_hr is None else F.linear(h, w_hr)), c
 
 # %% ../nbs/01_cells.ipynb #8ac182f2
 class GRUCell(CellBase):
     "GRU cell from scratch; with `reset_after=True` interchangeable with `torch.nn.GRUCell`"
     n_gates = 3
-    def __init__(self, input_size:int, hidden_size:int, bias:bool=True,
+    def __init__(self,
+        input_size:int,  # features of each input vector x
+        hidden_size:int, # features of the hidden state h
+        bias:bool=True,  # learn `bias_ih` and `bias_hh`
         reset_after:bool=True, # reset gate applied after the hidden product, as `torch.nn`; False: textbook GRU
-        device=None, dtype=None):
-        super().__init__(input_size, hidden_size, bias, device, dtype)
-        self.options = dict(reset_after=bool(reset_after))
+        device=None,     # where to create the parameters
+        dtype=None       # dtype of the parameters
+    ):
+        super().__init__(input_size, hidden_size, bias, device, dtype, reset_after=bool(reset_after))
 
     reset_after = property(lambda self: self.options['reset_after'])
 
     @staticmethod
-    def step(gi:Tensor,  # input projection W_ih x + b_ih, `(batch, 3*hidden_size)`
-             h:Tensor,   # previous hidden state, `(batch, hidden_size)`
-             w_hh:Tensor, b_hh:Tensor|None, reset_after:bool=True) -> Tensor:
+    def step(gi:Tensor,         # input projection W_ih x + b_ih, `(batch, 3*hidden_size)`
+             h:Tensor,          # previous hidden state, `(batch, hidden_size)`
+             w_hh:Tensor,       # hidden-to-hidden weights
+             b_hh:Tensor|None,  # hidden bias, or None
+             reset_after:bool=True # reset gate after the hidden product (`torch.nn`) or before it (textbook)
+            ) -> Tensor:
         "One time step: the next `h`"
         i_r, i_z, i_n = gi.chunk(3, -1)
         if reset_after:
@@ -175,52 +227,67 @@ class GRUCell(CellBase):
 # %% ../nbs/01_cells.ipynb #06d5eb23
 def _suffix(layer:int, direction:int) -> str: return f"_l{layer}" + ('_reverse' if direction else '')
 
-class Recurrent(nn.Module):
+class Recurrent(nn.RNNBase):
     "Multi-layer, optionally bidirectional recurrent layer that runs the `step` of any scratch `cell` class"
     def __init__(self,
-        cell:type,            # `RNNCell`, `LSTMCell` or `GRUCell`: provides `n_gates`, `is_lstm` and `step`
-        input_size:int,       # features of each input vector
-        hidden_size:int,      # features of the hidden state
-        num_layers:int=1,     # stacked layers; layer l+1 reads the outputs of layer l
-        bias:bool=True,       # learn the `bias_*` parameters
-        batch_first:bool=False, # input and output as `(batch, seq, feature)` instead of `(seq, batch, feature)`
-        dropout:float=0.,     # dropout on the outputs of every layer but the last, in training
+        cell:type,                # `RNNCell`, `LSTMCell` or `GRUCell`: provides `n_gates`, `is_lstm` and `step`
+        input_size:int,           # features of each input vector
+        hidden_size:int,          # features of the hidden state
+        num_layers:int=1,         # stacked layers; layer l+1 reads the outputs of layer l
+        bias:bool=True,           # learn the `bias_*` parameters
+        batch_first:bool=False,   # input and output as `(batch, seq, feature)` instead of `(seq, batch, feature)`
+        dropout:float=0.,         # dropout on the outputs of every layer but the last, in training
         bidirectional:bool=False, # add a pass from the end; outputs of both directions are concatenated
-        device=None, dtype=None,
-        **options):           # keyword options of `cell.step`, e.g. `nonlinearity`
-        super().__init__()
-        _check_sizes(input_size, hidden_size)
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"num_layers must be an int >= 1, got {num_layers!r}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
-            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
-        if dropout > 0 and num_layers == 1:
-            warnings.warn(f"dropout={dropout} acts only between layers, so it does nothing with num_layers=1")
+        proj_size:int=0,          # LSTM only: project `h` to this size with `weight_hr_l*` (0: no projection)
+        device=None,              # where to create the parameters
+        dtype=None,               # dtype of the parameters
+        **options                 # keyword options of `cell.step`, e.g. `nonlinearity`
+    ):
+        nn.Module.__init__(self)  # `RNNBase` for its API; the parameters are created here, in its names and order
+        who = type(self).__name__
+        _check_config(who, input_size, hidden_size, bias, layer=True, num_layers=num_layers, batch_first=batch_first,
+                      dropout=dropout, bidirectional=bidirectional, proj_size=proj_size,
+                      nonlinearity=options.get('nonlinearity'), is_lstm=cell.is_lstm)
         self.cell, self.options = cell, options
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.mode = {RNNCell: f"RNN_{options.get('nonlinearity', 'tanh').upper()}", LSTMCell: 'LSTM', GRUCell: 'GRU'}.get(cell)
+        self.input_size, self.hidden_size, self.num_layers, self.proj_size = input_size, hidden_size, num_layers, proj_size
         self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
         self.num_directions = D = 2 if bidirectional else 1
+        H_out = proj_size or hidden_size  # size of `h`, of the outputs and of `h_n`
         n, kw = cell.n_gates*hidden_size, dict(device=device, dtype=dtype)
+        self._flat_weights_names, self._all_weights = [], []
         for layer in range(num_layers):
             for direction in range(D):
-                sfx, n_in = _suffix(layer, direction), input_size if layer == 0 else D*hidden_size
-                self.register_parameter('weight_ih'+sfx, nn.Parameter(torch.empty(n, n_in, **kw)))
-                self.register_parameter('weight_hh'+sfx, nn.Parameter(torch.empty(n, hidden_size, **kw)))
-                for name in ('bias_ih', 'bias_hh'):
-                    self.register_parameter(name+sfx, nn.Parameter(torch.empty(n, **kw)) if bias else None)
+                sfx, n_in = _suffix(layer, direction), input_size if layer == 0 else D*H_out
+                shapes = dict(weight_ih=(n, n_in), weight_hh=(n, H_out))
+                if bias: shapes |= dict(bias_ih=(n,), bias_hh=(n,))
+                if proj_size: shapes |= dict(weight_hr=(proj_size, hidden_size))
+                for name, shape in shapes.items(): self.register_parameter(name+sfx, nn.Parameter(torch.empty(shape, **kw)))
+                if not bias:
+                    for name in ('bias_ih', 'bias_hh'): self.register_parameter(name+sfx, None)
+                self._all_weights.append([name+sfx for name in shapes])
+                self._flat_weights_names += self._all_weights[-1]
+        self._init_flat_weights()
         self.reset_parameters()
 
     reset_parameters = CellBase.reset_parameters
 
+    def flatten_parameters(self):
+        "Nothing to do: the scratch loop never calls cuDNN, whose single weight buffer this call prepares in `torch.nn`"
+
     def extra_repr(self):
-        defaults = dict(num_layers=1, bias=True, batch_first=False, dropout=0., bidirectional=False)
+        defaults = dict(proj_size=0, num_layers=1, bias=True, batch_first=False, dropout=0., bidirectional=False)
         return (f"{self.input_size}, {self.hidden_size}"
                 + ''.join(f", {k}={getattr(self, k)}" for k, d in defaults.items() if getattr(self, k) != d)
                 + ''.join(f", {k}={v}" for k, v in self.options.items()))
 
-    def weights(self, layer:int, direction:int=0) -> list:
-        "`[weight_ih, weight_hh, bias_ih, bias_hh]` of one layer and direction (biases None without `bias`)"
-        return [getattr(self, name+_suffix(layer, direction)) for name in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')]
+    def weights(self,
+        layer:int,      # 0 for the layer that reads the input
+        direction:int=0 # 0 forward, 1 reverse
+    ) -> list:
+        "`[weight_ih, weight_hh, bias_ih, bias_hh, weight_hr]` of one layer and direction (None where absent)"
+        return [getattr(self, name+_suffix(layer, direction), None)
+                for name in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh', 'weight_hr')]
 
     def to_torch(self):
         "The fused `torch.nn` layer with the same weights (see `to_torch`)"
@@ -229,16 +296,20 @@ class Recurrent(nn.Module):
 # %% ../nbs/01_cells.ipynb #7812d9b9
 @patch
 def scan(self:Recurrent,
-    gi:Tensor,      # input projections of all steps, `(seq, batch, n_gates*hidden_size)`
-    state,          # initial state, `h` or `(h, c)`, each `(batch, hidden_size)`
-    w_hh:Tensor, b_hh:Tensor|None,
-    mask:Tensor|None=None, # bool `(seq, batch, 1)`, True on real tokens; the state is frozen elsewhere
-    reverse:bool=False):   # run from the last step to the first
-    "Run `cell.step` along the sequence: hidden states `(seq, batch, hidden_size)` and the final state"
+    gi:Tensor,              # input projections of all steps, `(seq, batch, n_gates*hidden_size)`
+    state,                  # initial state, `h` or `(h, c)`, each `(batch, ·)`
+    w_hh:Tensor,            # hidden-to-hidden weights
+    b_hh:Tensor|None,       # hidden bias, or None
+    w_hr:Tensor|None=None,  # LSTM projection, or None
+    mask:Tensor|None=None,  # bool `(seq, batch, 1)`, True on real tokens; the state is frozen elsewhere
+    reverse:bool=False      # run from the last step to the first
+):
+    "Run `cell.step` along the sequence: hidden states `(seq, batch, ·)` and the final state"
     steps, outs = gi.unbind(0), []
     masks = mask.unbind(0) if mask is not None else None
+    kw = self.options if w_hr is None else dict(w_hr=w_hr, **self.options)
     for t in (range(len(steps)-1, -1, -1) if reverse else range(len(steps))):
-        new = self.cell.step(steps[t], state, w_hh, b_hh, **self.options)
+        new = self.cell.step(steps[t], state, w_hh, b_hh, **kw)
         state = new if masks is None else _map_state(lambda n, o: torch.where(masks[t], n, o), new, state)
         outs.append(state[0] if self.cell.is_lstm else state)
     if reverse: outs.reverse()
@@ -267,62 +338,135 @@ def _time_mask(self:Recurrent, lengths, mask, T:int, B:int, batched:bool, device
     return m.to(device).unsqueeze(-1)
 
 @patch
-def forward(self:Recurrent,
-    input:Tensor, # `(seq, batch, input_size)`, `(batch, seq, input_size)` if `batch_first`, or unbatched `(seq, input_size)`
-    hx=None,      # initial `h_0`, or `(h_0, c_0)` for LSTM, each `(num_layers*num_directions, batch, hidden_size)`; zeros if None
-    lengths=None, # `(batch,)` lengths of right-padded sequences
-    mask=None):   # bool, True on real tokens, laid out like `input` without features; padding on any side
-    "`(output, h_n)`, or `(output, (h_n, c_n))` for LSTM, as `torch.nn` returns them"
-    who, is_lstm = type(self).__name__, self.cell.is_lstm
-    _check_input(input, self.input_size, (2, 3), who)
-    batched = input.dim() == 3
-    x = input.unsqueeze(1) if not batched else input.transpose(0, 1) if self.batch_first else input
-    (T, B), L, D, H = x.shape[:2], self.num_layers, self.num_directions, self.hidden_size
-    m = self._time_mask(lengths, mask, T, B, batched, x.device)
-    if hx is None: h0 = _zero_state(x, (L*D, B, H), is_lstm)
+def _check_forward(self:Recurrent,
+    x:Tensor,      # input, already `(seq, batch, input_size)`
+    hx,            # the caller's state, or None
+    batched:bool   # whether the caller's input had a batch dimension
+):
+    "Check `x` and `hx` as `torch.nn` does, with its exception types; the initial state `(L*D, batch, ·)`"
+    who, B = type(self).__name__, x.shape[1]
+    L, D, H = self.num_layers, self.num_directions, self.hidden_size
+    state = None if hx is None else _state_tensors(hx, self.cell.is_lstm, who)
+    if state is not None and any(t.dim() != (3 if batched else 2) for t in state):
+        dims = ', '.join(f"{t.dim()}-D" for t in state)
+        what = "hx and cx" if self.cell.is_lstm else "hx"
+        raise RuntimeError(f"{who}: For {'batched 3-D' if batched else 'unbatched 2-D'} input, {what} should also be "
+                           f"{3 if batched else 2}-D but got ({dims}) tensors")
+    w = self._flat_weights[0]
+    if x.dtype != w.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise ValueError(f"{who}: RNN input dtype ({x.dtype}) does not match weight dtype ({w.dtype}). "
+                         f"Convert input: input.to({w.dtype}), or convert model: model.to({x.dtype})")
+    if x.shape[-1] != self.input_size:
+        raise RuntimeError(f"{who}: input.size(-1) must be equal to input_size. Expected {self.input_size}, got {x.shape[-1]}")
+    sizes = (self.proj_size or H, H) if self.cell.is_lstm else (H,)  # of h (projected) and c
+    if state is None: state = tuple(x.new_zeros(L*D, B, s) for s in sizes)
     else:
-        h0 = _check_state(hx, (L*D, B, H) if batched else (L*D, H), is_lstm, who)
-        if not batched: h0 = _map_state(lambda t: t.unsqueeze(1), h0)
-    finals = []
+        for i, (t, s) in enumerate(zip(state, sizes)):
+            expected = (L*D, B, s) if batched else (L*D, s)
+            if tuple(t.shape) != expected:
+                what = f"hidden[{i}]" if self.cell.is_lstm else "hidden"
+                raise RuntimeError(f"{who}: Expected {what} size {expected}, got {list(t.shape)}")
+        if not batched: state = tuple(t.unsqueeze(1) for t in state)
+    return state if self.cell.is_lstm else state[0]
+
+@patch
+def _layers(self:Recurrent,
+    x:Tensor,       # `(seq, batch, input_size)`
+    h0,             # initial state, `(L*D, batch, ·)`, or such a pair for LSTM
+    m:Tensor|None   # bool `(seq, batch, 1)` mask, or None
+) -> tuple:
+    "Run every layer and direction: outputs `(seq, batch, D*·)` and the final state"
+    L, D, finals = self.num_layers, self.num_directions, []
+    if x.shape[0] == 0: raise RuntimeError(f"{type(self).__name__}: Expected sequence length to be larger than 0 in RNN, got input of shape {tuple(x.shape)}")
     for layer in range(L):
         outs = []
         for direction in range(D):
-            w_ih, w_hh, b_ih, b_hh = self.weights(layer, direction)
+            w_ih, w_hh, b_ih, b_hh, w_hr = self.weights(layer, direction)
             k = layer*D + direction
-            out, state = self.scan(F.linear(x, w_ih, b_ih), _map_state(lambda t: t[k], h0), w_hh, b_hh, m, reverse=direction == 1)
+            out, state = self.scan(F.linear(x, w_ih, b_ih), _map_state(lambda t: t[k], h0), w_hh, b_hh, w_hr,
+                                   mask=m, reverse=direction == 1)
             outs.append(out); finals.append(state)
         x = torch.cat(outs, -1) if D == 2 else outs[0]
         if m is not None: x = x.masked_fill(~m, 0)  # zero outputs on padding
         if self.dropout and self.training and layer < L-1: x = F.dropout(x, self.dropout, training=True)
-    h_n = _map_state(lambda *ts: torch.stack(ts), *finals)
-    if not batched: return x.squeeze(1), _map_state(lambda t: t.squeeze(1), h_n)
-    return (x.transpose(0, 1) if self.batch_first else x), h_n
+    return x, _map_state(lambda *ts: torch.stack(ts), *finals)
+
+@patch
+def forward(self:Recurrent,
+    input,        # `(seq, batch, input_size)`, `(batch, seq, input_size)` if `batch_first`, unbatched `(seq, input_size)`, or a `PackedSequence`
+    hx=None,      # initial `h_0`, or `(h_0, c_0)` for LSTM, each `(num_layers*num_directions, batch, ·)`; zeros if None
+    lengths=None, # `(batch,)` lengths of right-padded sequences
+    mask=None     # bool, True on real tokens, laid out like `input` without features; padding on any side
+):
+    "`(output, h_n)`, or `(output, (h_n, c_n))` for LSTM, as `torch.nn` returns them; a `PackedSequence` in, one out"
+    self._update_flat_weights()
+    if isinstance(input, PackedSequence): return self._forward_packed(input, hx, lengths, mask)
+    who = type(self).__name__
+    if not isinstance(input, Tensor): raise TypeError(f"{who} expects a Tensor or PackedSequence input, got {type(input).__name__}")
+    if input.dim() not in (2, 3):
+        raise ValueError(f"{who}: Expected input to be 2D or 3D, got {input.dim()}D instead (shape {tuple(input.shape)})")
+    batched = input.dim() == 3
+    x = input.unsqueeze(1) if not batched else input.transpose(0, 1) if self.batch_first else input
+    h0 = self._check_forward(x, hx, batched)
+    out, h_n = self._layers(x, h0, self._time_mask(lengths, mask, *x.shape[:2], batched, x.device))
+    if not batched: return out.squeeze(1), _map_state(lambda t: t.squeeze(1), h_n)
+    return (out.transpose(0, 1) if self.batch_first else out), h_n
 
 # %% ../nbs/01_cells.ipynb #da0ef64a
 class RNN(Recurrent):
     "Elman RNN layer from scratch, interchangeable with `torch.nn.RNN`"
-    def __init__(self, input_size:int, hidden_size:int, num_layers:int=1,
-        nonlinearity:str='tanh', # 'tanh' or 'relu'
-        bias:bool=True, batch_first:bool=False, dropout:float=0., bidirectional:bool=False, device=None, dtype=None):
+    def __init__(self,
+        input_size:int,           # features of each input vector
+        hidden_size:int,          # features of the hidden state
+        num_layers:int=1,         # stacked layers
+        nonlinearity:str='tanh',  # 'tanh' or 'relu'
+        bias:bool=True,           # learn the `bias_*` parameters
+        batch_first:bool=False,   # `(batch, seq, feature)` instead of `(seq, batch, feature)`
+        dropout:float=0.,         # dropout between layers, in training
+        bidirectional:bool=False, # add a pass from the end
+        proj_size:int=0,          # must stay 0: only `LSTM` projects (`torch.nn` raises the same `ValueError`)
+        device=None,              # where to create the parameters
+        dtype=None                # dtype of the parameters
+    ):
         super().__init__(RNNCell, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device, dtype, nonlinearity=_check_nonlinearity(nonlinearity))
+                         proj_size, device, dtype, nonlinearity=nonlinearity)
 
     nonlinearity = property(lambda self: self.options['nonlinearity'])
 
 class LSTM(Recurrent):
-    "LSTM layer from scratch, interchangeable with `torch.nn.LSTM` (without `proj_size`)"
-    def __init__(self, input_size:int, hidden_size:int, num_layers:int=1,
-        bias:bool=True, batch_first:bool=False, dropout:float=0., bidirectional:bool=False, device=None, dtype=None):
-        super().__init__(LSTMCell, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype)
+    "LSTM layer from scratch, interchangeable with `torch.nn.LSTM`, projections (`proj_size`) included"
+    def __init__(self,
+        input_size:int,           # features of each input vector
+        hidden_size:int,          # features of the cell state c (and of h without projection)
+        num_layers:int=1,         # stacked layers
+        bias:bool=True,           # learn the `bias_*` parameters
+        batch_first:bool=False,   # `(batch, seq, feature)` instead of `(seq, batch, feature)`
+        dropout:float=0.,         # dropout between layers, in training
+        bidirectional:bool=False, # add a pass from the end
+        proj_size:int=0,          # if > 0, `h = W_hr (o * tanh(c))` has this size
+        device=None,              # where to create the parameters
+        dtype=None                # dtype of the parameters
+    ):
+        super().__init__(LSTMCell, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         proj_size, device, dtype)
 
 class GRU(Recurrent):
     "GRU layer from scratch; with `reset_after=True` interchangeable with `torch.nn.GRU`"
-    def __init__(self, input_size:int, hidden_size:int, num_layers:int=1,
-        bias:bool=True, batch_first:bool=False, dropout:float=0., bidirectional:bool=False,
-        reset_after:bool=True, # reset gate applied after the hidden product, as `torch.nn`; False: textbook GRU
-        device=None, dtype=None):
+    def __init__(self,
+        input_size:int,           # features of each input vector
+        hidden_size:int,          # features of the hidden state
+        num_layers:int=1,         # stacked layers
+        bias:bool=True,           # learn the `bias_*` parameters
+        batch_first:bool=False,   # `(batch, seq, feature)` instead of `(seq, batch, feature)`
+        dropout:float=0.,         # dropout between layers, in training
+        bidirectional:bool=False, # add a pass from the end
+        reset_after:bool=True,    # reset gate applied after the hidden product, as `torch.nn`; False: textbook GRU
+        proj_size:int=0,          # must stay 0: only `LSTM` projects (`torch.nn` raises the same `ValueError`)
+        device=None,              # where to create the parameters
+        dtype=None                # dtype of the parameters
+    ):
         super().__init__(GRUCell, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device, dtype, reset_after=bool(reset_after))
+                         proj_size, device, dtype, reset_after=bool(reset_after))
 
     reset_after = property(lambda self: self.options['reset_after'])
 
@@ -339,6 +483,22 @@ def lengths_to_mask(lengths,           # `(batch,)` number of real tokens per se
     mask = pos < lengths[:, None]
     return mask if batch_first else mask.T
 
+# %% ../nbs/01_cells.ipynb #pack0src
+@patch
+def _forward_packed(self:Recurrent, input:PackedSequence, hx, lengths, mask):
+    "`forward` on a `PackedSequence`: unpack, run with `lengths`, pack the outputs in the input's order"
+    who = type(self).__name__
+    if lengths is not None or mask is not None:
+        raise ValueError(f"{who}: a PackedSequence carries its own lengths; pass no lengths or mask with it")
+    if input.data.dim() != 2: raise RuntimeError(f"{who}: input must have 2 dimensions, got {input.data.dim()}")
+    x, lens = pad_packed_sequence(input)  # `(seq, batch, ·)` and lengths, both in the caller's batch order
+    h0 = self._check_forward(x, hx, batched=True)
+    out, h_n = self._layers(x, h0, self._time_mask(lens, None, *x.shape[:2], True, x.device))
+    order = input.sorted_indices  # None if the batch came sorted (`enforce_sorted=True`)
+    if order is not None: out, lens = out.index_select(1, order), lens[order.cpu()]
+    packed = pack_padded_sequence(out, lens, enforce_sorted=True)
+    return PackedSequence(packed.data, packed.batch_sizes, input.sorted_indices, input.unsorted_indices), h_n
+
 # %% ../nbs/01_cells.ipynb #de519dfd
 _TWINS = {RNNCell: nn.RNNCell, LSTMCell: nn.LSTMCell, GRUCell: nn.GRUCell, RNN: nn.RNN, LSTM: nn.LSTM, GRU: nn.GRU}
 
@@ -352,6 +512,7 @@ def _rebuild(m, cls):
     cfg = dict(input_size=m.input_size, hidden_size=m.hidden_size, bias=m.bias)
     if hasattr(m, 'num_layers'):
         cfg.update(num_layers=m.num_layers, batch_first=m.batch_first, dropout=m.dropout, bidirectional=m.bidirectional)
+    if getattr(m, 'proj_size', 0): cfg['proj_size'] = m.proj_size
     if hasattr(m, 'nonlinearity'): cfg['nonlinearity'] = m.nonlinearity
     p = next(m.parameters())
     with warnings.catch_warnings():
@@ -360,15 +521,17 @@ def _rebuild(m, cls):
     new.load_state_dict(m.state_dict())
     return new.train(m.training)
 
-def to_torch(m:CellBase|Recurrent) -> nn.Module:
+def to_torch(
+    m:CellBase|Recurrent # a scratch cell or layer
+) -> nn.Module:
     "The fused `torch.nn` module with the same configuration and weights as scratch module `m`"
     cls = _twin_class(m, _TWINS, 'to_torch')
     if m.options.get('reset_after') is False:
         raise ValueError(f"{type(m).__name__}(reset_after=False) is the textbook GRU, which torch.nn does not implement")
     return _rebuild(m, cls)
 
-def from_torch(m:nn.Module) -> CellBase|Recurrent:
+def from_torch(
+    m:nn.Module # a `torch.nn` `RNNCell`, `LSTMCell`, `GRUCell`, `RNN`, `LSTM` or `GRU`
+) -> CellBase|Recurrent:
     "The scratch module with the same configuration and weights as `torch.nn` module `m`"
-    cls = _twin_class(m, {v: k for k, v in _TWINS.items()}, 'from_torch')
-    if getattr(m, 'proj_size', 0): raise ValueError("LSTM with proj_size > 0 has no scratch equivalent")
-    return _rebuild(m, cls)
+    return _rebuild(m, _twin_class(m, {v: k for k, v in _TWINS.items()}, 'from_torch'))
