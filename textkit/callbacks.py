@@ -33,6 +33,7 @@ def l2_params(
     return [p for n, p in model.named_parameters()
             if id(p) not in skip and p.requires_grad and (biases or not n.split('.')[-1].startswith('bias'))]
 
+# %% ../nbs/05_callbacks.ipynb #24ba21ba
 class L2Penalty(Callback):
     "Add `wd/2 * sum(w**2)` over `l2_params(model)` to the training loss"
     order = 5  # before the loss is recorded
@@ -65,6 +66,7 @@ def dropout_modules(
             or (isinstance(m, nn.RNNBase) and m.num_layers > 1)
             or (type(m).__name__ == 'RNNDropout' and hasattr(m, 'p'))]
 
+# %% ../nbs/05_callbacks.ipynb #b843e895
 def _set_p(m, p):
     if isinstance(m, nn.RNNBase): m.dropout = p
     else: m.p = p

@@ -58,6 +58,7 @@ def config_columns(
     "The configuration columns of a `run_grid` result"
     return list(df.columns[:list(df.columns).index('seed')])
 
+# %% ../nbs/06_experiments.ipynb #616f25ab
 def plot_grid(
     df:pd.DataFrame,   # a `run_grid` result
     metrics=None,      # columns to plot, one panel each (default: losses and the first metric)
@@ -108,6 +109,7 @@ def dropout_l2_study(
                                   cbs=L2Penalty(wd, embeddings=l2_embeddings), **kwargs)
     return run_grid(make, {'dropout': dropouts, 'wd': wds}, epochs, lr, seeds, show_progress=show_progress)
 
+# %% ../nbs/06_experiments.ipynb #ae35dc63
 def arch_study(
     dls,                          # classification DataLoaders
     archs=('rnn', 'lstm', 'gru'), # architectures to compare
@@ -122,6 +124,7 @@ def arch_study(
     return run_grid(lambda arch, bidir: classifier_learner(dls, arch=arch, bidirectional=bidir, wd=0., **kwargs),
                     {'arch': archs, 'bidir': bidirectional}, epochs, lr, seeds, show_progress=show_progress)
 
+# %% ../nbs/06_experiments.ipynb #fec2b428
 def activation_study(
     dls,                                       # classification DataLoaders
     acts=(None, 'relu', 'elu', 'leaky_relu'),  # activations between the head's layers
@@ -136,6 +139,7 @@ def activation_study(
     return run_grid(lambda act: classifier_learner(dls, arch=arch, act=act, wd=0., **kwargs), {'act': acts}, epochs, lr, seeds,
                     show_progress=show_progress)
 
+# %% ../nbs/06_experiments.ipynb #1e577e82
 def vocab_size_study(
     size='sample',                     # IMDB size: 'sample' or 'full'
     max_vocabs=(5000, 10000, 20000),   # vocabulary sizes to compare

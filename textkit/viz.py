@@ -47,6 +47,7 @@ def is_special(
     "Special tokens (`xx...`), punctuation and whitespace"
     return tok.startswith('xx') or not re.search(r'\w', tok)
 
+# %% ../nbs/07_viz.ipynb #820c7d73
 def select_words(
     vocab:list,   # the tokens, most frequent first (as fastai orders them)
     words=None,   # these words, in this order
