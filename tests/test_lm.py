@@ -118,7 +118,8 @@ def test_generation_length_and_seed(learn):
 
 def _count_feeds(learn, **kw):
     fed = []
-    h = learn.model.register_forward_hook(lambda m, i, o: fed.append(i[0].numel()))
+    # the decoder sees every position once: the prompt's in one call, then one per step
+    h = learn.model.decoder.register_forward_hook(lambda m, i, o: fed.append(i[0].shape[:-1].numel()))
     try: learn.generate(**kw)
     finally: h.remove()
     return len(fed), sum(fed)
@@ -134,7 +135,7 @@ def test_unknown_prompt(learn):
     assert e.value.tokens == ['☃', 'ж']
     assert learn.generate('hola ☃', n=5, unknown='skip', seed=0).startswith('hola ')
     assert len(learn.generate('hola ☃', n=5, unknown='unk', seed=0)) == len('hola xxunk') + 5
-    with pytest.raises(ValueError, match='unknown must be'): learn.generate('hola', unknown='ignore')
+    with pytest.raises(ValueError, match="Unknown unknown-token policy 'ignore'"): learn.generate('hola', unknown='ignore')
 
 def test_empty_prompt_and_zero_n(learn):
     assert learn.generate('', n=0) == ''
@@ -176,3 +177,33 @@ def test_train_lm_word_level_and_budget(tmp_path):
     out = load_lm(tmp_path/'w').generate('si desenvaino el acero vais', n=8, seed=0, unknown='unk')
     assert out.startswith('si xxunk el acero vais')
     with pytest.raises(UnknownTokensError, match='desenvaino'): load_lm(tmp_path/'w').generate('si desenvaino', n=3)
+
+@torch.no_grad()
+def _plain_loop(learn, prompt, n):
+    "Greedy decoding with one `model(...)` call per token at batch 1 (what `generate` did before its fast path)"
+    model, dls = learn.model.eval(), learn.dls
+    ids = [list(dls.vocab).index(c) for c in prompt]
+    model.reset()
+    logits, out = model(torch.tensor([ids]))[0, -1], []
+    for _ in range(n):
+        logits[[i for i, t in enumerate(dls.vocab) if t in ('xxunk', 'xxpad', 'xxfake')]] = -math.inf
+        nxt = int(logits.argmax()); out.append(nxt)
+        logits = model(torch.tensor([[nxt]]))[0, -1]
+    model.reset()
+    return dls.decode(ids + out)
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_fast_greedy_equals_plain_loop(arch, quijote):
+    "The fused steps give the tokens that feeding the module one token at a time gives, over 500 characters"
+    dls = char_lm_dls(quijote[:30_000], bs=16, seq_len=32)
+    set_seed(1)
+    l = lm_learner(dls, arch, emb_sz=16, hidden_sz=48, n_layers=2)
+    with l.no_bar(), l.no_logging(): l.fit(1, 1e-2)
+    assert l.generate('En un lugar', n=500, greedy=True) == _plain_loop(l, 'En un lugar', 500)
+
+def test_n_samples(learn):
+    a = learn.generate('Sancho', n=30, temperature=0.9, seed=4, n_samples=5)
+    assert a == learn.generate('Sancho', n=30, temperature=0.9, seed=4, n_samples=5)
+    assert len(a) == 5 and len(set(a)) == 5 and all(s.startswith('Sancho') and len(s) == 36 for s in a)
+    assert learn.generate('Sancho', n=0, n_samples=3) == ['Sancho']*3
+    with pytest.raises(ValueError, match='n_samples'): learn.generate('a', n=3, n_samples=0)

@@ -30,8 +30,8 @@ from .data import get_corpus, char_lm_dls, word_lm_dls, char_tokenizer, word_tok
 __all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'NEVER_SAMPLED', 'LM_FORMAT', 'SCHEDULES', 'check_choice', 'rnn_class',
            'deprecated_kwargs', 'delegates_kwargs', 'constructor_args', 'LanguageModel', 'TokenNLL', 'TokenPerplexity',
            'BitsPerChar', 'lm_loss_weights', 'unigram_perplexity', 'LanguageModelLearner', 'lm_learner',
-           'UnknownTokensError', 'prompt_ids', 'codec_dls', 'save_lm', 'load_lm', 'lm_corpus_dls', 'torch_adam',
-           'train_lm']
+           'UnknownTokensError', 'prompt_ids', 'FusedSteps', 'codec_dls', 'save_lm', 'load_lm', 'lm_corpus_dls',
+           'torch_adam', 'train_lm']
 
 # %% ../nbs/03_lm.ipynb #8a5b004e
 def check_choice(
@@ -262,8 +262,63 @@ def prompt_ids(
     if unknown == 'skip': toks = [t for t in toks if t in o2i]
     return [o2i.get(t, o2i.get('xxunk', 0)) for t in toks]
 
+# %% ../nbs/03_lm.ipynb #2d543160
+def _layer_weights(rnn:nn.RNNBase, l:int) -> tuple:
+    return tuple(getattr(rnn, f'{n}_l{l}', None) for n in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh'))
+
+class FusedSteps:
+    "Feed a `LanguageModel` (`impl='torch'`) one token per row and step, with plain tensor operations on its weights"
+    def __init__(self,
+        model:LanguageModel,  # a language model whose recurrent layer is a `torch.nn` RNN, GRU or LSTM
+        state,                # its state after the prompt: `model.hidden`, `(layers, bs, hidden)` (LSTM: a pair)
+    ):
+        rnn = model.rnn
+        if not isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)) or rnn.bidirectional or getattr(rnn, 'proj_size', 0):
+            raise TypeError(f"FusedSteps needs a one-way torch.nn RNN, GRU or LSTM without projections, not {rnn!r}")
+        self.model, self.kind = model, type(rnn).__name__
+        self.tanh = getattr(rnn, 'nonlinearity', 'tanh') == 'tanh'
+        self.weights = [_layer_weights(rnn, l) for l in range(rnn.num_layers)]
+        self.state = [tuple(s[l] for s in state) for l in range(rnn.num_layers)] if self.kind == 'LSTM' else list(state)
+
+    def _layer(self, x, l):
+        "One step of layer `l`, in the operation order of PyTorch's own CPU kernels (so greedy decoding agrees with them)"
+        w_ih, w_hh, b_ih, b_hh = self.weights[l]
+        gi = F.linear(x, w_ih, b_ih)
+        if self.kind == 'LSTM':
+            h, c = self.state[l]
+            i, f, g, o = (F.linear(h, w_hh, b_hh) + gi).chunk(4, 1)
+            c = f.sigmoid()*c + i.sigmoid()*g.tanh()
+            self.state[l] = (o.sigmoid()*c.tanh(), c)
+            return self.state[l][0]
+        h, gh = self.state[l], F.linear(self.state[l], w_hh, b_hh)
+        if self.kind == 'GRU':
+            (ir, iz, in_), (hr, hz, hn) = gi.chunk(3, 1), gh.chunk(3, 1)
+            r, z = (hr + ir).sigmoid(), (hz + iz).sigmoid()
+            n = (in_ + hn*r).tanh()
+            self.state[l] = (h - n)*z + n
+        else: self.state[l] = (gh + gi).tanh() if self.tanh else (gh + gi).relu()
+        return self.state[l]
+
+    def __call__(self,
+        ids:Tensor,  # `(bs,)` the next token of each row
+    ) -> Tensor:
+        "Next-token logits `(bs, vocab_sz)`"
+        m = self.model
+        x = F.one_hot(ids, m.vocab_sz).float() if m.encoder is None else F.embedding(ids, m.encoder.weight)
+        for l in range(len(self.weights)): x = self._layer(x, l)
+        return m.decoder(x if m.proj is None else m.proj(x))
+
 # %% ../nbs/03_lm.ipynb #8d27e59b
 NEVER_SAMPLED = ('xxunk', 'xxpad', 'xxfake')  # fastai's unknown, padding, and padding of the vocabulary to a multiple of 8
+
+def _pick(logits, banned, temperature, top_k, greedy, gen) -> Tensor:
+    "The next token of each row of `logits` `(bs, vocab)`"
+    logits = logits.float().cpu()
+    logits[:, banned] = -math.inf
+    if greedy: return logits.argmax(-1)
+    logits = logits/temperature
+    if top_k is not None: logits[logits < logits.topk(min(top_k, logits.shape[-1]), -1).values[:, -1:]] = -math.inf
+    return torch.multinomial(F.softmax(logits, -1), 1, generator=gen)[:, 0]
 
 @patch
 @torch.no_grad()
@@ -276,9 +331,11 @@ def generate(
     greedy:bool=False,        # always take the most likely token
     seed:int|None=None,       # seed of the sampling (same seed, same text)
     unknown:str='error',      # prompt tokens missing from the vocab: 'error', 'unk' or 'skip'
-) -> str:
+    n_samples:int=1,          # continuations drawn in one batched pass; more than 1 returns a list of texts
+) -> str|list:
     "The prompt followed by `n` generated tokens, decoded to text; the state is warmed once and carried, one token per step"
     if n < 0: raise ValueError(f"n must be >= 0, not {n}")
+    if n_samples < 1: raise ValueError(f"n_samples must be >= 1, not {n_samples}")
     if not greedy and temperature <= 0: raise ValueError(f"temperature must be > 0 (or use greedy=True), not {temperature}")
     if top_k is not None and top_k < 1: raise ValueError(f"top_k must be >= 1 or None, not {top_k}")
     dls, model = self.dls, self.model
@@ -290,23 +347,20 @@ def generate(
     banned = [i for i, t in enumerate(dls.vocab) if t in NEVER_SAMPLED]
     gen = None if seed is None else torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
-    was_training, out = model.training, []
+    was_training, toks = model.training, []
     model.eval(); model.reset()
     try:
-        if n > 0: logits = model(torch.tensor([ctx], device=device))[0, -1]      # warm the state on the prompt, once
+        if n > 0:  # warm the state on the prompt, once, then one token in per step with the state carried
+            logits = model(torch.tensor([ctx], device=device).expand(n_samples, -1))[:, -1]
+            step = FusedSteps(model, model.hidden) if model.config['impl'] == 'torch' else (lambda t: model(t[:, None])[:, -1])
         for i in range(n):
-            logits = logits.float().cpu()
-            logits[banned] = -math.inf
-            if greedy: nxt = int(logits.argmax())
-            else:
-                logits = logits/temperature
-                if top_k is not None: logits[logits < logits.topk(min(top_k, len(logits))).values[-1]] = -math.inf
-                nxt = int(torch.multinomial(F.softmax(logits, -1), 1, generator=gen))
-            out.append(nxt)
-            if i < n-1: logits = model(torch.tensor([[nxt]], device=device))[0, -1]  # one token in, state carried
+            toks.append(_pick(logits, banned, temperature, top_k, greedy, gen))
+            if i < n-1: logits = step(toks[-1].to(device))
     finally:
         model.reset(); model.train(was_training)
-    return dls.decode(ids + out)
+    out = torch.stack(toks, 1).tolist() if toks else [[]]*n_samples
+    texts = [dls.decode(ids + o) for o in out]
+    return texts[0] if n_samples == 1 else texts
 
 # %% ../nbs/03_lm.ipynb #95c7d8c5
 @patch
