@@ -6,31 +6,37 @@ Docs: https://textkit.github.io/textkit/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #e884d451
 from __future__ import annotations
-import os, re, gzip, hashlib, shutil, tarfile, time
-from collections import Counter
-from dataclasses import dataclass, field
+import os, re, sys, json, gzip, hashlib, operator, shutil, tarfile, multiprocessing
+from bisect import bisect_left
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from itertools import compress, count, islice, repeat
 from pathlib import Path
 from typing import Callable
 
 import numpy as np, pandas as pd, torch
 from fastcore.basics import ifnone, first, store_attr
+from fasttransform import Transform
 from fastcore.xdg import xdg_cache_home
 from fastai.data.core import DataLoaders
-from fastai.data.block import DataBlock, CategoryBlock
+from fastai.data.block import DataBlock, CategoryBlock, TransformBlock
 from fastai.data.transforms import ColReader, ColSplitter
 from fastai.data.external import URLs, untar_data
-from fastai.text.core import Tokenizer, tokenize_df, defaults as _fa_defaults
-from fastai.text.data import Numericalize, TextBlock, LMDataLoader
-from fastai.torch_core import TitledStr
+from fastai.text.core import (Tokenizer, tokenize_df, tokenize_texts, fix_html, replace_rep, replace_wrep,
+                              BOS, TK_UP, TK_MAJ, defaults as _fa_defaults)
+from fastai.text.data import Numericalize, TextBlock, LMDataLoader, SortedDL, Pad_Chunk, TensorText, make_vocab
+from fastai.torch_core import TitledStr, tensor
 from fastdownload import download_url
 
 # %% auto #0
 __all__ = ['CORPORA', 'data_dirs', 'cache_dir', 'CorpusNotFoundError', 'CorruptCorpusError', 'CorpusFile', 'sha256sum', 'Corpus',
            'normalize_newlines', 'strip_gutenberg', 'strip_page_layout', 'clean_gutenberg', 'clean_don_mendo',
            'find_corpus', 'download_corpus', 'corpus_paths', 'data_env', 'get_corpus', 'get_imdb', 'CharTok',
-           'char_tokenizer', 'word_tokenize', 'detokenize', 'WordTok', 'TextTokenizer', 'word_tokenizer',
-           'LMDataLoaders', 'lm_dls', 'char_lm_dls', 'word_lm_dls', 'PretokenizedTokenizer', 'imdb_tokenizer',
-           'tokenize_imdb', 'imdb_dls']
+           'char_tokenizer', 'word_tokenize', 'detokenize', 'WordTok', 'TextTokenizer', 'word_tokenizer', 'CacheError',
+           'LMDataLoaders', 'lm_dls', 'char_lm_dls', 'word_lm_dls', 'imdb_tokenizer', 'TokenizedTexts', 'fast_tokenize',
+           'make_vocab_from_codes', 'numericalize_codes', 'ReviewIds', 'ItemLabel', 'IdsNumericalize', 'imdb_dls',
+           'PretokenizedTokenizer', 'tokenize_imdb', 'fastai_imdb_dls']
 
 # %% ../nbs/00_data.ipynb #8b4f1f3e
 def data_dirs() -> list[Path]:
@@ -136,9 +142,13 @@ def _fetch_imdb(dest:Path):
         pd.DataFrame(rows, columns=['text', 'label']).to_csv(dest/f'{split}.csv.gz', index=False)
 
 def _fetch_imdb_sample(dest:Path):
-    "Download fastai's IMDB_SAMPLE and copy its `texts.csv` to `dest/sample.csv`"
+    "Download fastai's IMDB_SAMPLE (570 KB, no progress bar) and write its `texts.csv` as `dest/sample.csv`"
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(untar_data(URLs.IMDB_SAMPLE)/'texts.csv', dest/'sample.csv')
+    tgz = dest/'imdb_sample.tgz.part'
+    try:
+        download_url(URLs.IMDB_SAMPLE, tgz, show_progress=False)
+        with tarfile.open(tgz) as tf, tf.extractfile('imdb_sample/texts.csv') as f: (dest/'sample.csv').write_bytes(f.read())
+    finally: tgz.unlink(missing_ok=True)
 
 CORPORA = {c.name: c for c in [
     Corpus('quijote', 'Don Quijote de la Mancha, Miguel de Cervantes (Spanish, ~2.1M characters)',
@@ -204,7 +214,8 @@ def download_corpus(name, dest:Path|None=None) -> list[Path]:
                 tmp = dest/(f.fname + '.part')
                 download_url(f.url, tmp, show_progress=True)
                 tmp.replace(dest/f.fname)
-    except Exception as e: raise _not_found(c, f"{type(e).__name__}: {e}") from e
+    except Exception as e:  # the download's failure in one line, not a chained traceback
+        raise _not_found(c, f"{type(e).__name__}: {first(str(e).splitlines()) or ''}") from None
     for f in c.files:
         try: f.verify(dest/f.fname)
         except CorruptCorpusError: (dest/f.fname).unlink(); raise
@@ -303,17 +314,77 @@ def word_tokenizer(lower:bool=False) -> Tokenizer:
     "fastai `Tokenizer` at word level, Spanish-aware, decoding to readable text"
     return TextTokenizer(WordTok(lower))
 
+# %% ../nbs/00_data.ipynb #9f031b04
+_CACHE_VERSION = 1
+
+class CacheError(ValueError): "A cache entry on disk is unreadable, incomplete or not what its key says"
+
+def _digest(*parts) -> str:
+    "Short SHA-256 of `parts` (strings, bytes or JSON-able values)"
+    h = hashlib.sha256()
+    for p in parts: h.update(p if isinstance(p, bytes) else json.dumps(p, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:20]
+
+def _write_entry(path:Path, arrays:dict, meta:dict):
+    "Write `arrays` (.npy) and `meta` (JSON, with the arrays' checksums) into directory `path`, atomically"
+    tmp = path.with_name(f'{path.name}.tmp{os.getpid()}')
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    sums = {}
+    for k, a in arrays.items():
+        np.save(tmp/f'{k}.npy', np.ascontiguousarray(a), allow_pickle=False)
+        sums[k] = sha256sum(tmp/f'{k}.npy')
+    (tmp/'meta.json').write_text(json.dumps({**meta, 'version': _CACHE_VERSION, 'arrays': sums}), encoding='utf-8')
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.replace(path)
+
+def _read_entry(path:Path, expect:dict) -> tuple:
+    "(arrays, meta) of the entry at `path`; `CacheError` unless it is complete, intact and made with `expect`"
+    try: meta = json.loads((path/'meta.json').read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e: raise CacheError(f"meta.json unreadable ({type(e).__name__})") from None
+    if meta.get('version') != _CACHE_VERSION: raise CacheError(f"format version {meta.get('version')}, expected {_CACHE_VERSION}")
+    stale = [k for k, v in expect.items() if meta.get(k) != v]
+    if stale: raise CacheError(f"stale: made with other {', '.join(stale)}")
+    arrays = {}
+    for k, s in meta.get('arrays', {}).items():
+        f = path/f'{k}.npy'
+        if not f.exists() or sha256sum(f) != s: raise CacheError(f"{k}.npy missing or corrupt (checksum mismatch)")
+        arrays[k] = np.load(f, allow_pickle=False)
+    return arrays, meta
+
+def _cached(kind:str, key:dict, build:Callable, cache:bool=True):
+    "`build()` -> (arrays, meta), stored under `cache_dir()/kind` by `key`; a bad entry is reported in one line and rebuilt"
+    if not cache: return build()
+    path = cache_dir()/kind/_digest(key)
+    if path.exists():
+        try: return _read_entry(path, key)
+        except CacheError as e:
+            print(f"textkit: ignoring cache entry {path}: {e}; rebuilding it", file=sys.stderr)
+    arrays, meta = build()
+    try: _write_entry(path, arrays, {**meta, **key})
+    except OSError as e: print(f"textkit: could not write cache entry {path} ({e})", file=sys.stderr)
+    return arrays, meta
+
 # %% ../nbs/00_data.ipynb #e3357608
 class LMDataLoaders(DataLoaders):
     "fastai `DataLoaders` for language modelling that carry their tokenizer and vocabulary"
-    def __init__(self, train, valid, tok:Tokenizer, num:Numericalize, level:str, split:int, device=None):
+    def __init__(self,
+                 train,              # training `LMDataLoader`
+                 valid,              # validation `LMDataLoader`
+                 tok:Tokenizer,      # the tokenizer that made the token stream
+                 num:Numericalize,   # its vocabulary
+                 level:str,          # 'char' or 'word'
+                 split:int,          # training tokens: the validation stream starts at this token
+                 device=None,        # where batches go
+                ):
         super().__init__(train, valid, device=device)
         store_attr('tok,num,level,split')
 
     @property
     def vocab(self): return self.num.vocab
 
-    def tokenize(self, text:str) -> list: return first(self.tok.tok([text]))
+    def tokenize(self, text:str) -> list:
+        "Tokens of `text`"
+        return first(self.tok.tok([text]))
 
     def encode(self, text:str) -> torch.Tensor:
         "Token ids of `text` (tokens missing from the vocabulary become `xxunk`)"
@@ -328,69 +399,339 @@ class LMDataLoaders(DataLoaders):
         vocab = set(self.vocab)  # not `num.o2i`: a defaultdict, which grows as unknown tokens are looked up
         return [t for t in dict.fromkeys(self.tokenize(text)) if t not in vocab]
 
-def lm_dls(text:str, tok:Tokenizer, level:str, valid_pct:float=0.1, bs:int=64, seq_len:int=128,
-           min_freq:int=1, max_vocab:int=60000, device=None) -> LMDataLoaders:
+def _lm_ids(text, tok, valid_pct, min_freq, max_vocab):
+    "Vocabulary, token ids and train/valid split point of `text`"
+    toks = first(tok.tok([text]))
+    split = len(toks) - int(len(toks)*valid_pct)
+    num = Numericalize(min_freq=min_freq, max_vocab=max_vocab, special_toks=['xxunk', 'xxpad'])
+    num.setup([toks[:split]])
+    return num.vocab, num(toks).numpy(), split
+
+def lm_dls(text:str,                # the corpus, one string
+           tok:Tokenizer,           # `char_tokenizer()`, `word_tokenizer()` or any fastai `Tokenizer`
+           level:str,               # 'char' or 'word': recorded for generation and the CLI
+           valid_pct:float=0.1,     # share of the token stream held out, from its end
+           bs:int=64,               # batch size (fewer rows if the text is short)
+           seq_len:int=128,         # tokens per row of a batch
+           min_freq:int=1,          # rarer training tokens become `xxunk`
+           max_vocab:int=60000,     # most tokens in the vocabulary
+           device=None,             # where batches go (default fastai's `default_device()`)
+           cache:bool=False,        # keep the token ids in `cache_dir()/lm_ids`, keyed by the text and the settings
+          ) -> LMDataLoaders:
     "LM DataLoaders on `text` tokenized by `tok`, holding out the last `valid_pct` of the token stream"
     if not text or not text.strip(): raise ValueError("Cannot build language-model DataLoaders from empty text")
     if not 0 < valid_pct < 1: raise ValueError(f"valid_pct must be in (0, 1), not {valid_pct}")
-    toks = first(tok.tok([text]))
-    split = len(toks) - int(len(toks)*valid_pct)
-    train, valid = toks[:split], toks[split:]
+    key = {'text': hashlib.sha256(text.encode('utf-8')).hexdigest(), 'tokenizer': _tok_signature(tok),
+           'valid_pct': valid_pct, 'min_freq': min_freq, 'max_vocab': max_vocab}
+    def build():
+        vocab, ids, split = _lm_ids(text, tok, valid_pct, min_freq, max_vocab)
+        return {'ids': ids.astype(np.int32)}, {'vocab': vocab, 'split': split}
+    arrays, meta = _cached('lm_ids', key, build, cache)
+    ids, split = torch.from_numpy(arrays['ids'].astype(np.int64)), meta['split']
+    train, valid = ids[:split], ids[split:]
     min_tokens = 2*seq_len + 2
     if len(valid) < min_tokens or len(train) < min_tokens:
-        raise ValueError(f"Text too short: {len(toks):,} tokens give {len(train):,} train / {len(valid):,} valid, "
+        raise ValueError(f"Text too short: {len(ids):,} tokens give {len(train):,} train / {len(valid):,} valid, "
                          f"each needs at least {min_tokens} for seq_len={seq_len}")
-    num = Numericalize(min_freq=min_freq, max_vocab=max_vocab, special_toks=['xxunk', 'xxpad'])
-    num.setup([train])
-    ids = [num(train), num(valid)]
-    dls = [LMDataLoader([o], lens=[len(o)], bs=min(bs, (len(o)-1)//seq_len), seq_len=seq_len, shuffle=i==0, drop_last=i==0)
-           for i, o in enumerate(ids)]
+    num = Numericalize(vocab=meta['vocab'], min_freq=min_freq, max_vocab=max_vocab, special_toks=['xxunk', 'xxpad'])
+    num.o2i = defaultdict(int, {v: k for k, v in enumerate(num.vocab) if v != 'xxfake'})  # as `Numericalize.setups` leaves it
+    dls = [LMDataLoader([TensorText(o)], lens=[len(o)], bs=min(bs, (len(o)-1)//seq_len), seq_len=seq_len, shuffle=i==0,
+                        drop_last=i==0) for i, o in enumerate((train, valid))]
     return LMDataLoaders(*dls, tok=tok, num=num, level=level, split=split, device=device)
 
-def char_lm_dls(text:str, valid_pct:float=0.1, bs:int=64, seq_len:int=128, min_freq:int=1, device=None, **kwargs):
+def char_lm_dls(text:str,             # the corpus
+                valid_pct:float=0.1,  # share held out, from the end
+                bs:int=64,            # batch size
+                seq_len:int=128,      # characters per row
+                min_freq:int=1,       # rarer characters become `xxunk`
+                device=None,          # where batches go
+                **kwargs              # passed to `lm_dls` (`max_vocab`, `cache`)
+               ) -> LMDataLoaders:
     "Character-level LM DataLoaders on `text` (last `valid_pct` held out)"
     return lm_dls(text, char_tokenizer(), 'char', valid_pct, bs, seq_len, min_freq, device=device, **kwargs)
 
-def word_lm_dls(text:str, valid_pct:float=0.1, bs:int=32, seq_len:int=32, lower:bool=True, min_freq:int=2,
-                max_vocab:int=60000, device=None) -> LMDataLoaders:
+def word_lm_dls(text:str,             # the corpus
+                valid_pct:float=0.1,  # share held out, from the end
+                bs:int=32,            # batch size
+                seq_len:int=32,       # words per row
+                lower:bool=True,      # lowercase the words
+                min_freq:int=2,       # rarer training words become `xxunk`
+                max_vocab:int=60000,  # most words in the vocabulary
+                device=None,          # where batches go
+                cache:bool=True,      # keep the token ids in `cache_dir()/lm_ids` (the Quijote takes a second to tokenize)
+               ) -> LMDataLoaders:
     "Word-level LM DataLoaders on `text` (Spanish-aware tokens, last `valid_pct` held out)"
-    return lm_dls(text, word_tokenizer(lower), 'word', valid_pct, bs, seq_len, min_freq, max_vocab, device=device)
+    return lm_dls(text, word_tokenizer(lower), 'word', valid_pct, bs, seq_len, min_freq, max_vocab, device=device, cache=cache)
 
-# %% ../nbs/00_data.ipynb #ce8f95e9
+# %% ../nbs/00_data.ipynb #9ffc4b1d
+def imdb_tokenizer() -> Tokenizer:
+    "textkit's IMDB tokenizer: fastai's text rules with the regex word tokenizer"
+    return TextTokenizer(WordTok(), rules=_fa_defaults.text_proc_rules, detok=' '.join)
+
+# %% ../nbs/00_data.ipynb #dfd1435d
+_SEP, _NL = '\x01', '\x02'  # review separator and newline stand-in inside a batch of reviews: never in the output tokens
+_re_spaces = re.compile('  +')  # `rm_useless_spaces`, searching for two spaces at once
+_re_cased = re.compile(r'([A-Z](?<!\S[A-Z])(?:[^a-z\s]+|[^A-Z\s]*[a-z][^A-Z\s]*)(?!\S))')  # chunks `replace_all_caps` or `replace_maj` mark
+_re_joiner = re.compile(r"(['’\-](?:(?<![^\W_]['’\-])|(?![^\W_])))")  # an apostrophe or hyphen that is not inside a word
+_re_az = re.compile('[a-z]')
+_is_alone = {}
+
+def _alone(cp:int) -> bool:
+    "Is `chr(cp)` always a token by itself for `word_tokenize` (`[^\\w\\s]` or `_`, but not the joiners `'’-`)?"
+    r = _is_alone.get(cp)
+    if r is None:
+        c = chr(cp)
+        r = _is_alone[cp] = c == '_' or not (c.isalnum() or c.isspace() or c in "'’-")
+    return r
+
+def _codepoints(s:str) -> np.ndarray: return np.frombuffer(s.encode('utf-32-le'), np.uint32)
+
+def _rep_candidates(joined:str) -> np.ndarray:
+    "Reviews of `joined` holding a non-space character three times in a row: all those `replace_rep` changes, and a few more"
+    a = _codepoints(joined)
+    m = (a[:-2] == a[1:-1]) & (a[1:-1] == a[2:]) & (a[:-2] != 32) & (a[:-2] != 10)
+    return np.unique(np.searchsorted(np.flatnonzero(a == ord(_SEP)), np.flatnonzero(m)))
+
+def _wrep_candidates(joined:str) -> list:
+    "Reviews of `joined` holding the same whitespace-separated chunk twice in a row: all those `replace_wrep` changes"
+    ch = joined.replace(_SEP, f' {_SEP} ').split()
+    eqs = list(compress(count(), map(operator.eq, ch, islice(ch, 1, None))))
+    if not eqs: return []
+    seps = list(compress(count(), map(operator.eq, ch, repeat(_SEP))))
+    return sorted({bisect_left(seps, i) for i in eqs})
+
+def _apply(joined:str, idxs, f) -> str:
+    "Apply `f` to the reviews of `joined` numbered `idxs`"
+    if not len(idxs): return joined
+    parts = joined.split(_SEP)
+    for i in idxs: parts[i] = f(parts[i])
+    return _SEP.join(parts)
+
+def _mark_case(m:str) -> str: return (TK_MAJ if _re_az.search(m, 1) else TK_UP) + ' ' + m
+
+def _space_alone(s:str) -> str:
+    "Put spaces around every character of `s` that is a token by itself"
+    a = _codepoints(s)
+    cps = np.flatnonzero(np.bincount(a)) if len(a) and a.max() < 1<<17 else np.unique(a)
+    for cp in cps.tolist():
+        if _alone(cp): c = chr(cp); s = s.replace(c, f' {c} ')
+    return s
+
+def _tokenize_joined(texts:list) -> str:
+    "`imdb_tokenizer()`'s tokens of `texts`, separated by spaces, reviews by `_SEP`, newline tokens as `_NL`"
+    joined = fix_html(_SEP.join(texts))                       # `fix_html` on all reviews at once
+    joined = _apply(joined, _rep_candidates(joined), replace_rep)
+    joined = _apply(joined, _wrep_candidates(joined), replace_wrep)
+    joined = joined.replace('/', ' / ').replace('#', ' # ').replace('\\', ' \\ ')  # `spec_add_spaces`
+    joined = _re_spaces.sub(' ', joined)                     # `rm_useless_spaces`
+    joined = f'{BOS} ' + f' {_SEP} {BOS} '.join([t.strip() for t in joined.split(_SEP)])  # `lowercase`'s strip and BOS
+    parts = _re_cased.split(joined)                          # `replace_all_caps` and `replace_maj`
+    parts[1::2] = map(_mark_case, parts[1::2])
+    joined = _space_alone(''.join(parts).lower())             # `lowercase`, then `word_tokenize`'s single-character tokens
+    joined = ' '.join(_re_joiner.split(joined))              # ... and apostrophes or hyphens outside words
+    return joined.replace('\n', f' {_NL} ')
+
+def _tokenize_block(texts:list, chunk:int=128):
+    "Tokens of `texts` as (distinct tokens, their codes, tokens per text), `chunk` texts at a time"
+    flat, lengths = [], []
+    for i in range(0, len(texts), chunk):
+        for r in _tokenize_joined(texts[i:i+chunk]).split(_SEP):
+            toks = r.split()
+            lengths.append(len(toks)); flat += toks
+    codes, uniq = pd.factorize(np.array(flat, dtype=object))
+    return [t if t != _NL else '\n' for t in uniq.tolist()], codes.astype(np.int32), np.array(lengths, np.int64)
+
+# %% ../nbs/00_data.ipynb #2fa4b564
+@dataclass
+class TokenizedTexts:
+    "Tokenized texts in three arrays: the distinct tokens, every token's code into them, and each text's length"
+    vocab: list            # distinct tokens, in order of first appearance
+    codes: np.ndarray      # int32, the texts' tokens one after another, as indices into `vocab`
+    lengths: np.ndarray    # int64, tokens per text
+
+    def __len__(self): return len(self.lengths)
+    @property
+    def offsets(self) -> np.ndarray: return np.concatenate([[0], np.cumsum(self.lengths)])
+    def __getitem__(self, i:int) -> list:
+        "Tokens of text `i`"
+        o = self.offsets
+        return [self.vocab[c] for c in self.codes[o[i]:o[i+1]]]
+
+    @classmethod
+    def from_lists(cls, toks:list) -> TokenizedTexts:
+        "From a list of token lists"
+        codes, uniq = pd.factorize(np.array([t for ts in toks for t in ts] or [''], dtype=object))
+        n = sum(map(len, toks))
+        return cls(uniq.tolist() if n else [], codes[:n].astype(np.int32), np.array([len(t) for t in toks], np.int64))
+
+    @classmethod
+    def concat(cls, parts:list) -> TokenizedTexts:
+        "Join `parts` (in order) into one, with a common `vocab`"
+        allv = [t for p in parts for t in p.vocab]
+        if not allv: return cls([], np.zeros(0, np.int32), np.concatenate([p.lengths for p in parts]))
+        gcodes, uniq = pd.factorize(np.array(allv, dtype=object))
+        offs = np.cumsum([0] + [len(p.vocab) for p in parts])
+        codes = np.concatenate([gcodes[o:o+len(p.vocab)][p.codes] for o, p in zip(offs, parts)]).astype(np.int32)
+        return cls(uniq.tolist(), codes, np.concatenate([p.lengths for p in parts]))
+
+def _is_imdb_tokenizer(tok) -> bool:
+    "Does `tok` tokenize exactly as `imdb_tokenizer()`, so that the fast path gives its tokens?"
+    return (type(tok.tok) is WordTok and not tok.tok.lower
+            and [getattr(r, '__name__', r) for r in tok.rules] == [r.__name__ for r in _fa_defaults.text_proc_rules])
+
+def _block_worker(texts): return TokenizedTexts(*_tokenize_block(texts))
+
+def fast_tokenize(texts,               # the texts (a list or a pandas Series of str)
+                  n_workers:int|None=None,  # processes (default fastai's `defaults.cpus`); 0 or 1: this process
+                  tok=None,            # a `Tokenizer`: `imdb_tokenizer()` (the default) takes the fast path, any other fastai's `tokenize_texts`
+                 ) -> TokenizedTexts:
+    "Tokenize `texts` exactly as `tok` (default `imdb_tokenizer()`) does one text at a time, in batches and in parallel"
+    texts = [str(t) for t in texts]
+    tok = ifnone(tok, imdb_tokenizer())
+    n_workers = ifnone(n_workers, _fa_defaults.cpus)
+    if not _is_imdb_tokenizer(tok) or any(_SEP in t or _NL in t for t in texts):
+        return TokenizedTexts.from_lists(list(tokenize_texts(texts, n_workers=n_workers, rules=tok.rules, tok=tok.tok)))
+    if n_workers <= 1 or len(texts) < 512: return _block_worker(texts)
+    step = -(-len(texts)//(4*n_workers))
+    blocks = [texts[i:i+step] for i in range(0, len(texts), step)]
+    ctx = multiprocessing.get_context('fork' if 'fork' in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex: parts = list(ex.map(_block_worker, blocks))
+    return TokenizedTexts.concat(parts)
+
+# %% ../nbs/00_data.ipynb #cdd4776a
+class _Ranked:
+    "Tokens and counts already in `Counter.most_common` order, for fastai's `make_vocab`"
+    def __init__(self, pairs): self.pairs = pairs
+    def most_common(self, n=None): return self.pairs[:n]
+
+def make_vocab_from_codes(tt:TokenizedTexts,   # tokenized texts
+                          train:np.ndarray,    # bool per text: the texts whose tokens are counted
+                          min_freq:int=3,      # rarer tokens are left out (become `xxunk`)
+                          max_vocab:int=60000, # most tokens kept, special tokens included
+                         ) -> list:
+    "fastai's `make_vocab` on the tokens of the `train` texts, counted in arrays: the vocabulary fastai builds from a `Counter`"
+    codes = tt.codes[np.repeat(np.asarray(train, bool), tt.lengths)]
+    first, order = pd.factorize(codes)            # tokens in order of first appearance: `Counter`'s insertion order
+    counts = np.bincount(first, minlength=len(order)) if len(order) else np.zeros(0, np.int64)
+    rank = np.argsort(-counts, kind='stable')     # `most_common`: by count, ties in insertion order
+    return make_vocab(_Ranked([(tt.vocab[order[i]], int(counts[i])) for i in rank]), min_freq=min_freq, max_vocab=max_vocab)
+
+def numericalize_codes(tt:TokenizedTexts, # tokenized texts
+                       vocab:list,        # a fastai vocabulary (`make_vocab`'s output)
+                      ) -> np.ndarray:
+    "Token ids of all of `tt`'s tokens, as fastai's `Numericalize(vocab)` gives them (unknown tokens: 0, `xxunk`)"
+    o2i = {v: k for k, v in enumerate(vocab) if v != 'xxfake'}
+    lut = np.array([o2i.get(t, 0) for t in tt.vocab] or [0], np.int64)
+    return lut[tt.codes]
+
+def _tok_signature(tok) -> list:
+    "What about `tok` changes its tokens"
+    return [type(tok.tok).__name__, {k: repr(v) for k, v in sorted(vars(tok.tok).items())},
+            [getattr(r, '__name__', repr(r)) for r in tok.rules]]
+
+def _data_key(size, df) -> list:
+    "Checksums of the data `imdb_dls` reads: its files, or the DataFrame it is given"
+    if df is not None:
+        return ['df', hashlib.sha256(pd.util.hash_pandas_object(df[['text', 'label', 'is_valid']].astype(str), index=False).values.tobytes()).hexdigest()]
+    return [size] + [sha256sum(p) for p in corpus_paths('imdb_sample' if size == 'sample' else 'imdb')]
+
+def _imdb_tokens(size, df, tok, n_workers, cache):
+    "Tokens, labels and split of IMDB (`size`) or `df`, from the token cache or tokenized now"
+    if df is None and size not in ('sample', 'full'): raise ValueError(f"size must be 'sample' or 'full', not {size!r}")
+    key = {'data': _data_key(size, df), 'tokenizer': _tok_signature(tok)}
+    def build():
+        d = get_imdb(size) if df is None else df
+        tt = fast_tokenize(d.text, n_workers=n_workers, tok=tok)
+        meta = {'tokens': tt.vocab, 'labels': [str(l) for l in d.label], 'is_valid': [bool(v) for v in d.is_valid]}
+        return {'codes': tt.codes, 'lengths': tt.lengths}, meta
+    arrays, meta = _cached('tokens', key, build, cache)
+    return TokenizedTexts(meta['tokens'], arrays['codes'], arrays['lengths']), meta['labels'], np.array(meta['is_valid'], bool), key
+
+def _imdb_ids(size, df, tok, n_workers, cache, max_vocab, min_freq):
+    "(vocab, ids, lengths, labels, is_valid) of IMDB: from the id cache, else from the tokens"
+    key = {'data': _data_key(size, df), 'tokenizer': _tok_signature(tok), 'max_vocab': max_vocab, 'min_freq': min_freq}
+    def build():
+        tt, labels, is_valid, _ = _imdb_tokens(size, df, tok, n_workers, cache)
+        vocab = make_vocab_from_codes(tt, ~is_valid, min_freq=min_freq, max_vocab=max_vocab)
+        ids = numericalize_codes(tt, vocab)
+        dtype = np.int32 if len(vocab) < 2**31 else np.int64
+        return {'ids': ids.astype(dtype), 'lengths': tt.lengths, 'is_valid': is_valid}, {'vocab': vocab, 'labels': labels}
+    arrays, meta = _cached('imdb_ids', key, build, cache)
+    return meta['vocab'], arrays['ids'], arrays['lengths'], meta['labels'], arrays['is_valid']
+
+# %% ../nbs/00_data.ipynb #83a3eba1
+class ReviewIds(Transform):
+    "An item index to its review's token ids (a numpy view of the cached ids); a text passes through to the tokenizer"
+    def __init__(self, ids:list): self.ids = ids   # one int64 array per review
+    def encodes(self, i:int): return self.ids[i]
+
+class ItemLabel(Transform):
+    "An item index to its label"
+    def __init__(self, labels:list): self.labels = labels
+    def encodes(self, i:int): return self.labels[i]
+
+class IdsNumericalize(Numericalize):
+    "fastai's `Numericalize` on a given vocabulary, which lets token ids (a numpy array) through as they are"
+    def __init__(self, vocab:list): # a fastai vocabulary
+        super().__init__(vocab)
+        self.o2i = defaultdict(int, {v: k for k, v in enumerate(vocab) if v != 'xxfake'})  # as `Numericalize.setups` builds it
+    def encodes(self, o):
+        if isinstance(o, np.ndarray): return TensorText(torch.from_numpy(o))
+        return TensorText(tensor([self.o2i[o_] for o_ in o]))
+
+def imdb_dls(size:str='sample',        # 'sample' (1,000 reviews) or 'full' (25,000 train + 25,000 test)
+             bs:int=64,                # batch size
+             seq_len:int=72,           # padding comes in chunks of `seq_len` (fastai's `Pad_Chunk`)
+             max_vocab:int=60000,      # most tokens in the vocabulary, special tokens included
+             min_freq:int=3,           # tokens seen fewer times in the training reviews become `xxunk`
+             max_len:int|None=None,    # keep only the first `max_len` tokens of each review
+             tok=None,                 # a fastai `Tokenizer`; default `imdb_tokenizer()`
+             cache:bool=True,          # read and write the token and id caches in `cache_dir()`
+             df:pd.DataFrame|None=None,# a DataFrame `text, label, is_valid` to use instead of `size`
+             n_workers:int|None=None,  # tokenizing processes (default fastai's `defaults.cpus`)
+             **kwargs                  # passed to fastai's `DataLoaders` (e.g. `device`, `val_bs`, `seed`)
+            ) -> DataLoaders:
+    "fastai classification DataLoaders on IMDB, validation = official test split, as fastai's `TextBlock` builds them"
+    tok = ifnone(tok, imdb_tokenizer())
+    vocab, ids, lengths, labels, is_valid = _imdb_ids(size, df, tok, n_workers, cache, max_vocab, min_freq)
+    ids = np.split(ids.astype(np.int64), np.cumsum(lengths)[:-1]) if len(lengths) else []
+    if max_len is not None: ids, lengths = [o[:max_len] for o in ids], np.minimum(lengths, max_len)
+    train, valid = np.flatnonzero(~is_valid).tolist(), np.flatnonzero(is_valid).tolist()
+    text = TransformBlock(type_tfms=[tok, IdsNumericalize(vocab)], dl_type=SortedDL,
+                          dls_kwargs={'before_batch': Pad_Chunk(seq_len=seq_len)})
+    dblock = DataBlock(blocks=(text, CategoryBlock(vocab=sorted(set(labels)))),
+                       get_x=ReviewIds(ids), get_y=ItemLabel(labels), splitter=lambda _: (train, valid))
+    res = [{'res': lengths[train].tolist()}, {'val_res': lengths[valid].tolist()}]
+    return dblock.dataloaders(range(len(ids)), bs=bs, n_workers=0, dl_kwargs=res, **kwargs)
+
+# %% ../nbs/00_data.ipynb #ca74f607
 class PretokenizedTokenizer(Tokenizer):
     "A df-mode fastai `Tokenizer` that skips `setups` when its DataFrame is already tokenized"
     def setups(self, dsets):
         if isinstance(getattr(dsets, 'items', None), pd.DataFrame) and f'{self.tok_text_col}_length' in dsets.items: return dsets
         return super().setups(dsets)
 
-def imdb_tokenizer():
-    "textkit's IMDB tokenizer: fastai's text rules with the regex word tokenizer"
-    return TextTokenizer(WordTok(), rules=_fa_defaults.text_proc_rules, detok=' '.join)
-
-def tokenize_imdb(df:pd.DataFrame, tok=None, cache:bool=True, n_workers:int|None=None, name:str='imdb'):
-    "Tokenize `df.text` with `tok` (default `imdb_tokenizer()`), caching the result on disk; returns (df, counter)"
+def tokenize_imdb(df:pd.DataFrame,            # a DataFrame with a `text` column
+                  tok=None,                   # a fastai `Tokenizer`; default `imdb_tokenizer()`
+                  n_workers:int|None=None,    # processes (default fastai's `defaults.cpus`)
+                 ):
+    "fastai's `tokenize_df` on `df.text`, the reference `fast_tokenize` matches: returns (tokenized df, counter)"
     tok = ifnone(tok, imdb_tokenizer())
-    key = hashlib.sha256(pd.util.hash_pandas_object(df[['text']], index=False).values.tobytes()
-                         + repr((type(tok.tok).__name__, vars(tok.tok), [r.__name__ for r in tok.rules])).encode()).hexdigest()[:16]
-    path = cache_dir()/'tokenized'/f'{name}_{key}.pkl'
-    if cache and path.exists():
-        try:
-            res = pd.read_pickle(path)
-            return res['df'], res['counter']
-        except Exception: path.unlink()  # unreadable cache: rebuild it
-    tdf, counter = tokenize_df(df, 'text', n_workers=ifnone(n_workers, _fa_defaults.cpus), rules=tok.rules, tok=tok.tok)
-    if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pd.to_pickle({'df': tdf, 'counter': counter}, path.with_suffix('.tmp'))
-        path.with_suffix('.tmp').replace(path)
-    return tdf, counter
+    return tokenize_df(df, 'text', n_workers=ifnone(n_workers, _fa_defaults.cpus), rules=tok.rules, tok=tok.tok)
 
-def imdb_dls(size:str='sample', bs:int=64, seq_len:int=72, max_vocab:int=60000, min_freq:int=3, max_len:int|None=None,
-             tok=None, cache:bool=True, df:pd.DataFrame|None=None, n_workers=None, **kwargs) -> DataLoaders:
-    "fastai classification DataLoaders on IMDB (`size` 'sample' or 'full'), validation = official test split"
-    df = get_imdb(size) if df is None else df
+def fastai_imdb_dls(df:pd.DataFrame,         # a DataFrame `text, label, is_valid`
+                    bs:int=64,               # batch size
+                    seq_len:int=72,          # padding chunk
+                    max_vocab:int=60000,     # most tokens in the vocabulary
+                    min_freq:int=3,          # rarer training tokens become `xxunk`
+                    max_len:int|None=None,   # keep the first `max_len` tokens of each review
+                    tok=None,                # a fastai `Tokenizer`; default `imdb_tokenizer()`
+                    n_workers:int|None=None, # tokenizing processes
+                    **kwargs                 # passed to fastai's `DataLoaders`
+                   ) -> DataLoaders:
+    "IMDB DataLoaders built the plain fastai way (`tokenize_df`, `TextBlock`, `DataBlock`): the reference `imdb_dls` matches"
     tok = ifnone(tok, imdb_tokenizer())
-    tdf, _ = tokenize_imdb(df, tok, cache=cache, n_workers=n_workers, name=f'imdb_{size}')
+    tdf, _ = tokenize_imdb(df, tok, n_workers=n_workers)
     counter = Counter(w for ws in tdf.text[~tdf.is_valid.astype(bool)] for w in ws)  # vocabulary from training reviews only
     if max_len is not None:
         tdf = tdf.assign(text=tdf.text.map(lambda o: o[:max_len]))
