@@ -69,7 +69,7 @@ class CorpusFile:
         if size < self.min_bytes:
             raise CorruptCorpusError(f"{path} is truncated: {size:,} bytes, expected at least {self.min_bytes:,}. "
                                      f"Delete it and fetch it again.")
-        if self.sha256 and sha256sum(path) in self.sha256: return path
+        if self.sha256 and _file_sha256(path) in self.sha256: return path
         if self.fname.endswith('.gz'):
             try:
                 with gzip.open(path) as f:
@@ -83,6 +83,14 @@ class CorpusFile:
                     raise CorruptCorpusError(f"{path} does not end as {self.fname} should (no {self.end_marker!r} "
                                              f"near its end): truncated or the wrong file. Delete it and fetch it again.")
         return path
+
+_sha_memo = {}
+def _file_sha256(path:Path) -> str:
+    "`sha256sum(path)`, computed once per process for a file whose size and modification time stay the same"
+    st = path.stat()
+    k = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if k not in _sha_memo: _sha_memo[k] = sha256sum(path)
+    return _sha_memo[k]
 
 def sha256sum(path) -> str:
     "SHA-256 hex digest of the file at `path`"
@@ -314,7 +322,7 @@ def word_tokenizer(lower:bool=False) -> Tokenizer:
     "fastai `Tokenizer` at word level, Spanish-aware, decoding to readable text"
     return TextTokenizer(WordTok(lower))
 
-# %% ../nbs/00_data.ipynb #9f031b04
+# %% ../nbs/00_data.ipynb #d359f9a6
 _CACHE_VERSION = 1
 
 class CacheError(ValueError): "A cache entry on disk is unreadable, incomplete or not what its key says"
@@ -463,12 +471,12 @@ def word_lm_dls(text:str,             # the corpus
     "Word-level LM DataLoaders on `text` (Spanish-aware tokens, last `valid_pct` held out)"
     return lm_dls(text, word_tokenizer(lower), 'word', valid_pct, bs, seq_len, min_freq, max_vocab, device=device, cache=cache)
 
-# %% ../nbs/00_data.ipynb #9ffc4b1d
+# %% ../nbs/00_data.ipynb #f47375a6
 def imdb_tokenizer() -> Tokenizer:
     "textkit's IMDB tokenizer: fastai's text rules with the regex word tokenizer"
     return TextTokenizer(WordTok(), rules=_fa_defaults.text_proc_rules, detok=' '.join)
 
-# %% ../nbs/00_data.ipynb #dfd1435d
+# %% ../nbs/00_data.ipynb #8a7b06a7
 _SEP, _NL = '\x01', '\x02'  # review separator and newline stand-in inside a batch of reviews: never in the output tokens
 _re_spaces = re.compile('  +')  # `rm_useless_spaces`, searching for two spaces at once
 _re_cased = re.compile(r'([A-Z](?<!\S[A-Z])(?:[^a-z\s]+|[^A-Z\s]*[a-z][^A-Z\s]*)(?!\S))')  # chunks `replace_all_caps` or `replace_maj` mark
@@ -541,7 +549,7 @@ def _tokenize_block(texts:list, chunk:int=128):
     codes, uniq = pd.factorize(np.array(flat, dtype=object))
     return [t if t != _NL else '\n' for t in uniq.tolist()], codes.astype(np.int32), np.array(lengths, np.int64)
 
-# %% ../nbs/00_data.ipynb #2fa4b564
+# %% ../nbs/00_data.ipynb #33485e82
 @dataclass
 class TokenizedTexts:
     "Tokenized texts in three arrays: the distinct tokens, every token's code into them, and each text's length"
@@ -598,7 +606,7 @@ def fast_tokenize(texts,               # the texts (a list or a pandas Series of
     with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex: parts = list(ex.map(_block_worker, blocks))
     return TokenizedTexts.concat(parts)
 
-# %% ../nbs/00_data.ipynb #cdd4776a
+# %% ../nbs/00_data.ipynb #90555080
 class _Ranked:
     "Tokens and counts already in `Counter.most_common` order, for fastai's `make_vocab`"
     def __init__(self, pairs): self.pairs = pairs
@@ -633,7 +641,7 @@ def _data_key(size, df) -> list:
     "Checksums of the data `imdb_dls` reads: its files, or the DataFrame it is given"
     if df is not None:
         return ['df', hashlib.sha256(pd.util.hash_pandas_object(df[['text', 'label', 'is_valid']].astype(str), index=False).values.tobytes()).hexdigest()]
-    return [size] + [sha256sum(p) for p in corpus_paths('imdb_sample' if size == 'sample' else 'imdb')]
+    return [size] + [_file_sha256(p) for p in corpus_paths('imdb_sample' if size == 'sample' else 'imdb')]
 
 def _imdb_tokens(size, df, tok, n_workers, cache):
     "Tokens, labels and split of IMDB (`size`) or `df`, from the token cache or tokenized now"
@@ -659,7 +667,7 @@ def _imdb_ids(size, df, tok, n_workers, cache, max_vocab, min_freq):
     arrays, meta = _cached('imdb_ids', key, build, cache)
     return meta['vocab'], arrays['ids'], arrays['lengths'], meta['labels'], arrays['is_valid']
 
-# %% ../nbs/00_data.ipynb #83a3eba1
+# %% ../nbs/00_data.ipynb #e4d0a39e
 class ReviewIds(Transform):
     "An item index to its review's token ids (a numpy view of the cached ids); a text passes through to the tokenizer"
     def __init__(self, ids:list): self.ids = ids   # one int64 array per review
@@ -676,7 +684,7 @@ class IdsNumericalize(Numericalize):
         super().__init__(vocab)
         self.o2i = defaultdict(int, {v: k for k, v in enumerate(vocab) if v != 'xxfake'})  # as `Numericalize.setups` builds it
     def encodes(self, o):
-        if isinstance(o, np.ndarray): return TensorText(torch.from_numpy(o))
+        if isinstance(o, np.ndarray): return TensorText(torch.from_numpy(o.astype(np.int64)))
         return TensorText(tensor([self.o2i[o_] for o_ in o]))
 
 def imdb_dls(size:str='sample',        # 'sample' (1,000 reviews) or 'full' (25,000 train + 25,000 test)
@@ -694,8 +702,9 @@ def imdb_dls(size:str='sample',        # 'sample' (1,000 reviews) or 'full' (25,
     "fastai classification DataLoaders on IMDB, validation = official test split, as fastai's `TextBlock` builds them"
     tok = ifnone(tok, imdb_tokenizer())
     vocab, ids, lengths, labels, is_valid = _imdb_ids(size, df, tok, n_workers, cache, max_vocab, min_freq)
-    ids = np.split(ids.astype(np.int64), np.cumsum(lengths)[:-1]) if len(lengths) else []
-    if max_len is not None: ids, lengths = [o[:max_len] for o in ids], np.minimum(lengths, max_len)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    if max_len is not None: lengths = np.minimum(lengths, max_len)  # the vocabulary stays that of whole reviews
+    ids = [ids[a:a+n] for a, n in zip(starts.tolist(), lengths.tolist())]  # views of the cached array, one per review
     train, valid = np.flatnonzero(~is_valid).tolist(), np.flatnonzero(is_valid).tolist()
     text = TransformBlock(type_tfms=[tok, IdsNumericalize(vocab)], dl_type=SortedDL,
                           dls_kwargs={'before_batch': Pad_Chunk(seq_len=seq_len)})
@@ -704,7 +713,7 @@ def imdb_dls(size:str='sample',        # 'sample' (1,000 reviews) or 'full' (25,
     res = [{'res': lengths[train].tolist()}, {'val_res': lengths[valid].tolist()}]
     return dblock.dataloaders(range(len(ids)), bs=bs, n_workers=0, dl_kwargs=res, **kwargs)
 
-# %% ../nbs/00_data.ipynb #ca74f607
+# %% ../nbs/00_data.ipynb #5be3df12
 class PretokenizedTokenizer(Tokenizer):
     "A df-mode fastai `Tokenizer` that skips `setups` when its DataFrame is already tokenized"
     def setups(self, dsets):
