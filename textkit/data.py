@@ -24,19 +24,19 @@ from fastai.data.block import DataBlock, CategoryBlock, TransformBlock
 from fastai.data.transforms import ColReader, ColSplitter
 from fastai.data.external import URLs, untar_data
 from fastai.text.core import (Tokenizer, tokenize_df, tokenize_texts, fix_html, replace_rep, replace_wrep,
-                              BOS, TK_UP, TK_MAJ, defaults as _fa_defaults)
+                              UNK, PAD, BOS, TK_UP, TK_MAJ, defaults as _fa_defaults)
 from fastai.text.data import Numericalize, TextBlock, LMDataLoader, SortedDL, Pad_Chunk, TensorText, make_vocab
 from fastai.torch_core import TitledStr, tensor
 from fastdownload import download_url
 
 # %% auto #0
-__all__ = ['CORPORA', 'data_dirs', 'cache_dir', 'CorpusNotFoundError', 'CorruptCorpusError', 'CorpusFile', 'sha256sum', 'Corpus',
-           'normalize_newlines', 'strip_gutenberg', 'strip_page_layout', 'clean_gutenberg', 'clean_don_mendo',
-           'find_corpus', 'download_corpus', 'corpus_paths', 'data_env', 'get_corpus', 'get_imdb', 'CharTok',
-           'char_tokenizer', 'word_tokenize', 'detokenize', 'WordTok', 'TextTokenizer', 'word_tokenizer', 'CacheError',
-           'LMDataLoaders', 'lm_dls', 'char_lm_dls', 'word_lm_dls', 'imdb_tokenizer', 'TokenizedTexts', 'fast_tokenize',
-           'make_vocab_from_codes', 'numericalize_codes', 'ReviewIds', 'ItemLabel', 'IdsNumericalize', 'imdb_dls',
-           'PretokenizedTokenizer', 'tokenize_imdb', 'fastai_imdb_dls']
+__all__ = ['CORPORA', 'LM_SPECIAL_TOKS', 'data_dirs', 'cache_dir', 'CorpusNotFoundError', 'CorruptCorpusError', 'CorpusFile',
+           'sha256sum', 'Corpus', 'normalize_newlines', 'strip_gutenberg', 'strip_page_layout', 'clean_gutenberg',
+           'clean_don_mendo', 'find_corpus', 'download_corpus', 'corpus_paths', 'data_env', 'get_corpus', 'get_imdb',
+           'CharTok', 'char_tokenizer', 'word_tokenize', 'detokenize', 'WordTok', 'TextTokenizer', 'word_tokenizer',
+           'CacheError', 'LMDataLoaders', 'lm_dls', 'char_lm_dls', 'word_lm_dls', 'imdb_tokenizer', 'TokenizedTexts',
+           'fast_tokenize', 'make_vocab_from_codes', 'numericalize_codes', 'ReviewIds', 'ItemLabel', 'IdsNumericalize',
+           'imdb_dls', 'PretokenizedTokenizer', 'tokenize_imdb', 'fastai_imdb_dls']
 
 # %% ../nbs/00_data.ipynb #8b4f1f3e
 def data_dirs() -> list[Path]:
@@ -62,7 +62,9 @@ class CorpusFile:
     min_bytes: int = 1         # anything smaller is truncated
     end_marker: bytes|None = None  # must occur in the last 64 KiB (text files)
 
-    def verify(self, path:Path) -> Path:
+    def verify(self,
+               path:Path, # a copy of this file on disk
+              ) -> Path:
         "Raise `CorruptCorpusError` unless `path` is an intact copy"
         path = Path(path)
         size = path.stat().st_size
@@ -92,7 +94,8 @@ def _file_sha256(path:Path) -> str:
     if k not in _sha_memo: _sha_memo[k] = sha256sum(path)
     return _sha_memo[k]
 
-def sha256sum(path) -> str:
+def sha256sum(path, # a file
+             ) -> str:
     "SHA-256 hex digest of the file at `path`"
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -103,9 +106,9 @@ def sha256sum(path) -> str:
 @dataclass
 class Corpus:
     "A named corpus: its files, where they come from, and how to clean them"
-    name: str
-    description: str
-    files: list
+    name: str                            # registry key, e.g. `quijote`
+    description: str                     # one line for people
+    files: list                          # its `CorpusFile`s
     source: str = ''                     # human-readable origin
     clean: Callable|None = None          # raw text -> clean text (text corpora)
     fetch: Callable|None = None          # custom download (folder layouts), else each file's url
@@ -113,14 +116,16 @@ class Corpus:
     def __repr__(self): return f"Corpus({self.name!r}: {self.description})"
 
 # %% ../nbs/00_data.ipynb #65b78b0e
-def normalize_newlines(text:str) -> str:
+def normalize_newlines(text:str, # raw text
+                      ) -> str:
     "Drop a byte-order mark and turn CRLF / CR line ends into LF"
     return text.lstrip('\ufeff').replace('\r\n', '\n').replace('\r', '\n')
 
 _re_pg_start = re.compile(r'^\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG.*$', re.M|re.I)
 _re_pg_end   = re.compile(r'^\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG', re.M|re.I)
 
-def strip_gutenberg(text:str) -> str:
+def strip_gutenberg(text:str, # a Project Gutenberg eBook, LF line ends
+                   ) -> str:
     "Keep only the book between Project Gutenberg's `*** START OF` and `*** END OF` lines"
     s, e = _re_pg_start.search(text), _re_pg_end.search(text)
     if s is None or e is None: return text
@@ -129,13 +134,20 @@ def strip_gutenberg(text:str) -> str:
 # %% ../nbs/00_data.ipynb #e9a376e6
 _re_page_num = re.compile(r'^[ \t]*\d{1,3}[ \t]*\n', re.M)
 
-def strip_page_layout(text:str) -> str:
+def strip_page_layout(text:str, # text transcribed page by page
+                     ) -> str:
     "Drop form feeds and lines holding only a page number, collapse runs of blank lines"
     text = _re_page_num.sub('', text.replace('\f', ''))
     return re.sub(r'\n{4,}', '\n\n\n', text)
 
-def clean_gutenberg(text): return strip_gutenberg(normalize_newlines(text))
-def clean_don_mendo(text): return strip_page_layout(strip_gutenberg(normalize_newlines(text)))
+def clean_gutenberg(text:str, # raw Project Gutenberg file
+                   ) -> str:
+    "The book alone, LF line ends"
+    return strip_gutenberg(normalize_newlines(text))
+def clean_don_mendo(text:str, # raw Don Mendo file
+                   ) -> str:
+    "The play alone, without the printed edition's page layout"
+    return strip_page_layout(strip_gutenberg(normalize_newlines(text)))
 
 # %% ../nbs/00_data.ipynb #1bf6792d
 _GUTENBERG = 'https://www.gutenberg.org/cache/epub/{0}/pg{0}.txt'
@@ -193,7 +205,8 @@ def _get_corpus_obj(name) -> Corpus:
         raise KeyError(f"Unknown corpus {name!r}. Available: {', '.join(CORPORA)}")
     return CORPORA[name]
 
-def find_corpus(name) -> list[Path]|None:
+def find_corpus(name, # a name in `CORPORA`, or a `Corpus`
+               ) -> list[Path]|None:
     "Paths of `name`'s files in the first data directory holding all of them, or None"
     c = _get_corpus_obj(name)
     for d in data_dirs():
@@ -210,7 +223,9 @@ def _not_found(c, err=None):
         f"TEXTKIT_DATA is {'set to ' + repr(env) if env else 'not set'}: point it at a directory that holds "
         f"{', '.join(f.fname for f in c.files)} (for example ../shared/data), or connect to the internet.")
 
-def download_corpus(name, dest:Path|None=None) -> list[Path]:
+def download_corpus(name,                # a name in `CORPORA`, or a `Corpus`
+                    dest:Path|None=None, # directory to download into; default `cache_dir()`
+                   ) -> list[Path]:
     "Download `name` from its public source into `dest` (default: `cache_dir()`) and verify it"
     c, dest = _get_corpus_obj(name), Path(dest or cache_dir())
     if c.fetch is None and any(f.url is None for f in c.files): raise _not_found(c)
@@ -229,7 +244,9 @@ def download_corpus(name, dest:Path|None=None) -> list[Path]:
         except CorruptCorpusError: (dest/f.fname).unlink(); raise
     return [dest/f.fname for f in c.files]
 
-def corpus_paths(name, download=True) -> list[Path]:
+def corpus_paths(name,             # a name in `CORPORA`, or a `Corpus`
+                 download:bool=True, # download it if no data directory holds it
+                ) -> list[Path]:
     "Verified paths of `name`'s files: from `data_dirs()`, else downloaded (if `download`)"
     c = _get_corpus_obj(name)
     paths = find_corpus(c)
@@ -243,7 +260,9 @@ def corpus_paths(name, download=True) -> list[Path]:
 from contextlib import contextmanager
 
 @contextmanager
-def data_env(data=None, cache=None):
+def data_env(data=None,  # value for `TEXTKIT_DATA` (None: unset)
+             cache=None, # value for `TEXTKIT_CACHE` (None: unset)
+            ):
     "Temporarily set `TEXTKIT_DATA` and `TEXTKIT_CACHE` (None unsets)"
     old = {k: os.environ.get(k) for k in ('TEXTKIT_DATA', 'TEXTKIT_CACHE')}
     try:
@@ -257,7 +276,9 @@ def data_env(data=None, cache=None):
             else: os.environ[k] = v
 
 # %% ../nbs/00_data.ipynb #bc74a4f4
-def get_corpus(name:str, download:bool=True) -> str:
+def get_corpus(name:str,           # 'quijote', 'don_mendo' or 'moliere'
+               download:bool=True, # download it if no data directory holds it
+              ) -> str:
     "Clean text of corpus `name` (`quijote`, `don_mendo`, `moliere`): no Gutenberg header/licence, no BOM, LF line ends"
     c = _get_corpus_obj(name)
     if c.clean is None: raise ValueError(f"{name!r} is not a text corpus; use `get_imdb` for IMDB")
@@ -267,7 +288,9 @@ def get_corpus(name:str, download:bool=True) -> str:
 # %% ../nbs/00_data.ipynb #7a03f6f8
 _IMDB_LABELS = {'neg': 'negative', 'pos': 'positive', 'negative': 'negative', 'positive': 'positive'}
 
-def get_imdb(size:str='sample', download:bool=True) -> pd.DataFrame:
+def get_imdb(size:str='sample',     # 'sample' (1,000 reviews) or 'full' (50,000)
+             download:bool=True, # download it if no data directory holds it
+            ) -> pd.DataFrame:
     "IMDB reviews as a DataFrame `text, label, is_valid`: `size='sample'` (1,000) or `'full'` (official 25,000/25,000 split)"
     if size == 'sample':
         (path,) = corpus_paths('imdb_sample', download=download)
@@ -294,11 +317,14 @@ _re_word = re.compile(r"\n|[^\W_]+(?:['’\-][^\W_]+)*|[^\w\s]|_", re.U)
 _no_space_before = set(",.;:!?)]}»…%") | {'\n'}
 _no_space_after = set("¿¡([{«") | {'\n'}
 
-def word_tokenize(text:str, lower:bool=False) -> list[str]:
+def word_tokenize(text:str,         # any text
+                  lower:bool=False, # lowercase it first
+                 ) -> list[str]:
     "Spanish-aware word tokens of `text`: words, each punctuation mark, and newlines"
     return _re_word.findall(text.lower() if lower else text)
 
-def detokenize(toks) -> str:
+def detokenize(toks, # word tokens, e.g. from `word_tokenize`
+              ) -> str:
     "Join word tokens into readable text: spaces between words, none inside `¿...?`, `«...»`, before `,.;:`"
     out, prev = [], None
     for t in toks:
@@ -308,21 +334,30 @@ def detokenize(toks) -> str:
 
 class WordTok:
     "Spanish-aware word tokenizer (fastai tokenizer protocol)"
-    def __init__(self, lower:bool=False): self.lower = lower
+    def __init__(self,
+                 lower:bool=False, # lowercase the texts first
+                ):
+        self.lower = lower
     def __call__(self, items): return (word_tokenize(t, self.lower) for t in items)
 
 class TextTokenizer(Tokenizer):
     "fastai `Tokenizer` that decodes with `detok` (a function of the token list) instead of a separator"
-    def __init__(self, tok, rules=None, detok=None, **kwargs):
+    def __init__(self,
+                 tok,         # the base tokenizer: a batch of texts in, token lists out
+                 rules=None,  # fastai text rules applied before `tok` (default none)
+                 detok=None,  # token list -> text (default `detokenize`)
+                 **kwargs,    # passed to fastai's `Tokenizer`
+                ):
         super().__init__(tok, rules=ifnone(rules, []), **kwargs)
         self.detok = ifnone(detok, detokenize)
     def decodes(self, o): return TitledStr(self.detok(o))
 
-def word_tokenizer(lower:bool=False) -> Tokenizer:
+def word_tokenizer(lower:bool=False, # lowercase the texts first
+                  ) -> Tokenizer:
     "fastai `Tokenizer` at word level, Spanish-aware, decoding to readable text"
     return TextTokenizer(WordTok(lower))
 
-# %% ../nbs/00_data.ipynb #d359f9a6
+# %% ../nbs/00_data.ipynb #bab6427a
 _CACHE_VERSION = 1
 
 class CacheError(ValueError): "A cache entry on disk is unreadable, incomplete or not what its key says"
@@ -373,6 +408,8 @@ def _cached(kind:str, key:dict, build:Callable, cache:bool=True):
     return arrays, meta
 
 # %% ../nbs/00_data.ipynb #e3357608
+LM_SPECIAL_TOKS = [UNK, PAD]  # a language model's special tokens: the first two of fastai's `defaults.text_spec_tok`
+
 class LMDataLoaders(DataLoaders):
     "fastai `DataLoaders` for language modelling that carry their tokenizer and vocabulary"
     def __init__(self,
@@ -390,19 +427,27 @@ class LMDataLoaders(DataLoaders):
     @property
     def vocab(self): return self.num.vocab
 
-    def tokenize(self, text:str) -> list:
+    def tokenize(self,
+                 text:str, # any text
+                ) -> list:
         "Tokens of `text`"
         return first(self.tok.tok([text]))
 
-    def encode(self, text:str) -> torch.Tensor:
+    def encode(self,
+               text:str, # any text
+              ) -> torch.Tensor:
         "Token ids of `text` (tokens missing from the vocabulary become `xxunk`)"
         return self.num(self.tokenize(text))
 
-    def decode(self, ids) -> str:
+    def decode(self,
+               ids, # token ids (a tensor or a list)
+              ) -> str:
         "Text of token ids"
         return str(self.tok.decode(self.num.decode(ids if torch.is_tensor(ids) else torch.as_tensor(ids))))
 
-    def unknown(self, text:str) -> list:
+    def unknown(self,
+                text:str, # any text
+               ) -> list:
         "Tokens of `text` that the vocabulary lacks"
         vocab = set(self.vocab)  # not `num.o2i`: a defaultdict, which grows as unknown tokens are looked up
         return [t for t in dict.fromkeys(self.tokenize(text)) if t not in vocab]
@@ -411,7 +456,7 @@ def _lm_ids(text, tok, valid_pct, min_freq, max_vocab):
     "Vocabulary, token ids and train/valid split point of `text`"
     toks = first(tok.tok([text]))
     split = len(toks) - int(len(toks)*valid_pct)
-    num = Numericalize(min_freq=min_freq, max_vocab=max_vocab, special_toks=['xxunk', 'xxpad'])
+    num = Numericalize(min_freq=min_freq, max_vocab=max_vocab, special_toks=LM_SPECIAL_TOKS)
     num.setup([toks[:split]])
     return num.vocab, num(toks).numpy(), split
 
@@ -441,7 +486,7 @@ def lm_dls(text:str,                # the corpus, one string
     if len(valid) < min_tokens or len(train) < min_tokens:
         raise ValueError(f"Text too short: {len(ids):,} tokens give {len(train):,} train / {len(valid):,} valid, "
                          f"each needs at least {min_tokens} for seq_len={seq_len}")
-    num = Numericalize(vocab=meta['vocab'], min_freq=min_freq, max_vocab=max_vocab, special_toks=['xxunk', 'xxpad'])
+    num = Numericalize(vocab=meta['vocab'], min_freq=min_freq, max_vocab=max_vocab, special_toks=LM_SPECIAL_TOKS)
     num.o2i = defaultdict(int, {v: k for k, v in enumerate(num.vocab) if v != 'xxfake'})  # as `Numericalize.setups` leaves it
     dls = [LMDataLoader([TensorText(o)], lens=[len(o)], bs=min(bs, (len(o)-1)//seq_len), seq_len=seq_len, shuffle=i==0,
                         drop_last=i==0) for i, o in enumerate((train, valid))]
@@ -471,12 +516,12 @@ def word_lm_dls(text:str,             # the corpus
     "Word-level LM DataLoaders on `text` (Spanish-aware tokens, last `valid_pct` held out)"
     return lm_dls(text, word_tokenizer(lower), 'word', valid_pct, bs, seq_len, min_freq, max_vocab, device=device, cache=cache)
 
-# %% ../nbs/00_data.ipynb #f47375a6
+# %% ../nbs/00_data.ipynb #6fdc5c02
 def imdb_tokenizer() -> Tokenizer:
     "textkit's IMDB tokenizer: fastai's text rules with the regex word tokenizer"
     return TextTokenizer(WordTok(), rules=_fa_defaults.text_proc_rules, detok=' '.join)
 
-# %% ../nbs/00_data.ipynb #8a7b06a7
+# %% ../nbs/00_data.ipynb #e7b8d243
 _SEP, _NL = '\x01', '\x02'  # review separator and newline stand-in inside a batch of reviews: never in the output tokens
 _re_spaces = re.compile('  +')  # `rm_useless_spaces`, searching for two spaces at once
 _re_cased = re.compile(r'([A-Z](?<!\S[A-Z])(?:[^a-z\s]+|[^A-Z\s]*[a-z][^A-Z\s]*)(?!\S))')  # chunks `replace_all_caps` or `replace_maj` mark
@@ -549,7 +594,7 @@ def _tokenize_block(texts:list, chunk:int=128):
     codes, uniq = pd.factorize(np.array(flat, dtype=object))
     return [t if t != _NL else '\n' for t in uniq.tolist()], codes.astype(np.int32), np.array(lengths, np.int64)
 
-# %% ../nbs/00_data.ipynb #33485e82
+# %% ../nbs/00_data.ipynb #080c2ba0
 @dataclass
 class TokenizedTexts:
     "Tokenized texts in three arrays: the distinct tokens, every token's code into them, and each text's length"
@@ -606,7 +651,7 @@ def fast_tokenize(texts,               # the texts (a list or a pandas Series of
     with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex: parts = list(ex.map(_block_worker, blocks))
     return TokenizedTexts.concat(parts)
 
-# %% ../nbs/00_data.ipynb #90555080
+# %% ../nbs/00_data.ipynb #cdc4f4b8
 class _Ranked:
     "Tokens and counts already in `Counter.most_common` order, for fastai's `make_vocab`"
     def __init__(self, pairs): self.pairs = pairs
@@ -667,15 +712,21 @@ def _imdb_ids(size, df, tok, n_workers, cache, max_vocab, min_freq):
     arrays, meta = _cached('imdb_ids', key, build, cache)
     return meta['vocab'], arrays['ids'], arrays['lengths'], meta['labels'], arrays['is_valid']
 
-# %% ../nbs/00_data.ipynb #e4d0a39e
+# %% ../nbs/00_data.ipynb #1a8045b3
 class ReviewIds(Transform):
     "An item index to its review's token ids (a numpy view of the cached ids); a text passes through to the tokenizer"
-    def __init__(self, ids:list): self.ids = ids   # one int64 array per review
+    def __init__(self,
+                 ids:list, # one array of token ids per review
+                ):
+        self.ids = ids
     def encodes(self, i:int): return self.ids[i]
 
 class ItemLabel(Transform):
     "An item index to its label"
-    def __init__(self, labels:list): self.labels = labels
+    def __init__(self,
+                 labels:list, # one label per review
+                ):
+        self.labels = labels
     def encodes(self, i:int): return self.labels[i]
 
 class IdsNumericalize(Numericalize):
@@ -713,7 +764,7 @@ def imdb_dls(size:str='sample',        # 'sample' (1,000 reviews) or 'full' (25,
     res = [{'res': lengths[train].tolist()}, {'val_res': lengths[valid].tolist()}]
     return dblock.dataloaders(range(len(ids)), bs=bs, n_workers=0, dl_kwargs=res, **kwargs)
 
-# %% ../nbs/00_data.ipynb #5be3df12
+# %% ../nbs/00_data.ipynb #b23e142c
 class PretokenizedTokenizer(Tokenizer):
     "A df-mode fastai `Tokenizer` that skips `setups` when its DataFrame is already tokenized"
     def setups(self, dsets):
