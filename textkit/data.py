@@ -357,7 +357,7 @@ def word_tokenizer(lower:bool=False, # lowercase the texts first
     "fastai `Tokenizer` at word level, Spanish-aware, decoding to readable text"
     return TextTokenizer(WordTok(lower))
 
-# %% ../nbs/00_data.ipynb #bab6427a
+# %% ../nbs/00_data.ipynb #72622ad5
 _CACHE_VERSION = 1
 
 class CacheError(ValueError): "A cache entry on disk is unreadable, incomplete or not what its key says"
@@ -393,6 +393,11 @@ def _read_entry(path:Path, expect:dict) -> tuple:
         if not f.exists() or sha256sum(f) != s: raise CacheError(f"{k}.npy missing or corrupt (checksum mismatch)")
         arrays[k] = np.load(f, allow_pickle=False)
     return arrays, meta
+
+def _tok_signature(tok) -> list:
+    "What about `tok` changes its tokens"
+    return [type(tok.tok).__name__, {k: repr(v) for k, v in sorted(vars(tok.tok).items())},
+            [getattr(r, '__name__', repr(r)) for r in tok.rules]]
 
 def _cached(kind:str, key:dict, build:Callable, cache:bool=True):
     "`build()` -> (arrays, meta), stored under `cache_dir()/kind` by `key`; a bad entry is reported in one line and rebuilt"
@@ -516,12 +521,12 @@ def word_lm_dls(text:str,             # the corpus
     "Word-level LM DataLoaders on `text` (Spanish-aware tokens, last `valid_pct` held out)"
     return lm_dls(text, word_tokenizer(lower), 'word', valid_pct, bs, seq_len, min_freq, max_vocab, device=device, cache=cache)
 
-# %% ../nbs/00_data.ipynb #6fdc5c02
+# %% ../nbs/00_data.ipynb #4a8526d8
 def imdb_tokenizer() -> Tokenizer:
     "textkit's IMDB tokenizer: fastai's text rules with the regex word tokenizer"
     return TextTokenizer(WordTok(), rules=_fa_defaults.text_proc_rules, detok=' '.join)
 
-# %% ../nbs/00_data.ipynb #e7b8d243
+# %% ../nbs/00_data.ipynb #b713f6c8
 _SEP, _NL = '\x01', '\x02'  # review separator and newline stand-in inside a batch of reviews: never in the output tokens
 _re_spaces = re.compile('  +')  # `rm_useless_spaces`, searching for two spaces at once
 _re_cased = re.compile(r'([A-Z](?<!\S[A-Z])(?:[^a-z\s]+|[^A-Z\s]*[a-z][^A-Z\s]*)(?!\S))')  # chunks `replace_all_caps` or `replace_maj` mark
@@ -594,7 +599,7 @@ def _tokenize_block(texts:list, chunk:int=128):
     codes, uniq = pd.factorize(np.array(flat, dtype=object))
     return [t if t != _NL else '\n' for t in uniq.tolist()], codes.astype(np.int32), np.array(lengths, np.int64)
 
-# %% ../nbs/00_data.ipynb #080c2ba0
+# %% ../nbs/00_data.ipynb #883f03df
 @dataclass
 class TokenizedTexts:
     "Tokenized texts in three arrays: the distinct tokens, every token's code into them, and each text's length"
@@ -651,7 +656,7 @@ def fast_tokenize(texts,               # the texts (a list or a pandas Series of
     with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex: parts = list(ex.map(_block_worker, blocks))
     return TokenizedTexts.concat(parts)
 
-# %% ../nbs/00_data.ipynb #cdc4f4b8
+# %% ../nbs/00_data.ipynb #b53c88e4
 class _Ranked:
     "Tokens and counts already in `Counter.most_common` order, for fastai's `make_vocab`"
     def __init__(self, pairs): self.pairs = pairs
@@ -676,11 +681,6 @@ def numericalize_codes(tt:TokenizedTexts, # tokenized texts
     o2i = {v: k for k, v in enumerate(vocab) if v != 'xxfake'}
     lut = np.array([o2i.get(t, 0) for t in tt.vocab] or [0], np.int64)
     return lut[tt.codes]
-
-def _tok_signature(tok) -> list:
-    "What about `tok` changes its tokens"
-    return [type(tok.tok).__name__, {k: repr(v) for k, v in sorted(vars(tok.tok).items())},
-            [getattr(r, '__name__', repr(r)) for r in tok.rules]]
 
 def _data_key(size, df) -> list:
     "Checksums of the data `imdb_dls` reads: its files, or the DataFrame it is given"
@@ -712,7 +712,7 @@ def _imdb_ids(size, df, tok, n_workers, cache, max_vocab, min_freq):
     arrays, meta = _cached('imdb_ids', key, build, cache)
     return meta['vocab'], arrays['ids'], arrays['lengths'], meta['labels'], arrays['is_valid']
 
-# %% ../nbs/00_data.ipynb #1a8045b3
+# %% ../nbs/00_data.ipynb #62a203c4
 class ReviewIds(Transform):
     "An item index to its review's token ids (a numpy view of the cached ids); a text passes through to the tokenizer"
     def __init__(self,
@@ -764,7 +764,7 @@ def imdb_dls(size:str='sample',        # 'sample' (1,000 reviews) or 'full' (25,
     res = [{'res': lengths[train].tolist()}, {'val_res': lengths[valid].tolist()}]
     return dblock.dataloaders(range(len(ids)), bs=bs, n_workers=0, dl_kwargs=res, **kwargs)
 
-# %% ../nbs/00_data.ipynb #b23e142c
+# %% ../nbs/00_data.ipynb #24f11ae8
 class PretokenizedTokenizer(Tokenizer):
     "A df-mode fastai `Tokenizer` that skips `setups` when its DataFrame is already tokenized"
     def setups(self, dsets):
