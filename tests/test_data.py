@@ -18,7 +18,7 @@ def empty_env(tmp_path, monkeypatch):
     monkeypatch.setenv('TEXTKIT_DATA', str(tmp_path/'data'))
     monkeypatch.setenv('TEXTKIT_CACHE', str(tmp_path/'cache'))
     def offline(url, dest=None, **kw): raise OSError(f"Network is unreachable: {url}")
-    monkeypatch.setattr(tkd, 'download_url', offline)
+    monkeypatch.setattr(tkd, '_download_url', offline)
     monkeypatch.setattr(tkd, 'untar_data', offline)
     return tmp_path
 
@@ -134,7 +134,7 @@ def test_download_into_cache(empty_env, monkeypatch):
     calls = []
     def fake_download(url, dest=None, **kw):
         calls.append(url); shutil.copy(DATA/'don_mendo.txt', dest)
-    monkeypatch.setattr(tkd, 'download_url', fake_download)
+    monkeypatch.setattr(tkd, '_download_url', fake_download)
     text = get_corpus('don_mendo')
     assert 'FIN DE LA CARICATURA' in text and (empty_env/'cache'/'don_mendo.txt').exists()
     get_corpus('don_mendo')
@@ -142,7 +142,7 @@ def test_download_into_cache(empty_env, monkeypatch):
 
 def test_truncated_download_rejected(empty_env, monkeypatch):
     def short_download(url, dest=None, **kw): Path(dest).write_bytes((DATA/'quijote.txt').read_bytes()[:2_100_000])
-    monkeypatch.setattr(tkd, 'download_url', short_download)
+    monkeypatch.setattr(tkd, '_download_url', short_download)
     with pytest.raises(CorruptCorpusError, match='does not end as'): get_corpus('quijote')
     assert not (empty_env/'cache'/'quijote.txt').exists()
 
@@ -362,3 +362,16 @@ def test_offline_imdb_sample_message(empty_env, capsys):
     assert len([l for l in msg.splitlines() if 'Network is unreachable' in l]) == 1
     out = capsys.readouterr()
     assert out.out == '' and out.err == ''
+
+@pytest.mark.parametrize('name', ['imdb_sample', 'quijote'])
+def test_offline_no_stray_progress_bar(tmp_path, monkeypatch, capfd, name):
+    "The real download code with the network down: no progress-bar glyph, the failure in one line of the message"
+    monkeypatch.setenv('TEXTKIT_DATA', str(tmp_path/'data'))
+    monkeypatch.setenv('TEXTKIT_CACHE', str(tmp_path/'cache'))
+    def unreachable(url, dest=None, **kw): raise OSError('[Errno -2] Name or service not known')
+    monkeypatch.setattr(tkd, 'urlsave', unreachable)
+    with pytest.raises(CorpusNotFoundError) as e:
+        get_imdb('sample') if name == 'imdb_sample' else get_corpus(name)
+    assert e.value.__cause__ is None and 'Name or service not known' in str(e.value)
+    out, err = capfd.readouterr()
+    assert out == '' and err == ''

@@ -27,7 +27,8 @@ from fastai.text.core import (Tokenizer, tokenize_df, tokenize_texts, fix_html, 
                               UNK, PAD, BOS, TK_UP, TK_MAJ, defaults as _fa_defaults)
 from fastai.text.data import Numericalize, TextBlock, LMDataLoader, SortedDL, Pad_Chunk, TensorText, make_vocab
 from fastai.torch_core import TitledStr, tensor
-from fastdownload import download_url
+from fastcore.net import urlsave
+from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
 __all__ = ['CORPORA', 'LM_SPECIAL_TOKS', 'data_dirs', 'cache_dir', 'CorpusNotFoundError', 'CorruptCorpusError', 'CorpusFile',
@@ -152,6 +153,17 @@ def clean_don_mendo(text:str, # raw Don Mendo file
 # %% ../nbs/00_data.ipynb #1bf6792d
 _GUTENBERG = 'https://www.gutenberg.org/cache/epub/{0}/pg{0}.txt'
 
+def _download_url(url:str, dest:Path, show_progress:bool=True) -> Path:
+    "Download `url` to `dest`; a progress bar appears once data flows, so a failed connection leaves no stray bar"
+    pbar = None
+    def hook(count=1, bsize=1, tsize=None):
+        nonlocal pbar
+        if pbar is None: pbar = progress_bar([])
+        pbar.total = tsize
+        pbar.update(count*bsize)
+    urlsave(url, dest, reporthook=hook if show_progress else None)
+    return Path(dest)
+
 def _fetch_imdb(dest:Path):
     "Download fastai's IMDB folders and write them as `train.csv.gz` and `test.csv.gz` in `dest`"
     path = untar_data(URLs.IMDB)
@@ -166,7 +178,7 @@ def _fetch_imdb_sample(dest:Path):
     dest.mkdir(parents=True, exist_ok=True)
     tgz = dest/'imdb_sample.tgz.part'
     try:
-        download_url(URLs.IMDB_SAMPLE, tgz, show_progress=False)
+        _download_url(URLs.IMDB_SAMPLE, tgz, show_progress=False)
         with tarfile.open(tgz) as tf, tf.extractfile('imdb_sample/texts.csv') as f: (dest/'sample.csv').write_bytes(f.read())
     finally: tgz.unlink(missing_ok=True)
 
@@ -235,7 +247,7 @@ def download_corpus(name,                # a name in `CORPORA`, or a `Corpus`
             for f in c.files:
                 (dest/f.fname).parent.mkdir(parents=True, exist_ok=True)
                 tmp = dest/(f.fname + '.part')
-                download_url(f.url, tmp, show_progress=True)
+                _download_url(f.url, tmp)
                 tmp.replace(dest/f.fname)
     except Exception as e:  # the download's failure in one line, not a chained traceback
         raise _not_found(c, f"{type(e).__name__}: {first(str(e).splitlines()) or ''}") from None
@@ -357,7 +369,7 @@ def word_tokenizer(lower:bool=False, # lowercase the texts first
     "fastai `Tokenizer` at word level, Spanish-aware, decoding to readable text"
     return TextTokenizer(WordTok(lower))
 
-# %% ../nbs/00_data.ipynb #72622ad5
+# %% ../nbs/00_data.ipynb #410c1ba8
 _CACHE_VERSION = 1
 
 class CacheError(ValueError): "A cache entry on disk is unreadable, incomplete or not what its key says"
@@ -521,12 +533,12 @@ def word_lm_dls(text:str,             # the corpus
     "Word-level LM DataLoaders on `text` (Spanish-aware tokens, last `valid_pct` held out)"
     return lm_dls(text, word_tokenizer(lower), 'word', valid_pct, bs, seq_len, min_freq, max_vocab, device=device, cache=cache)
 
-# %% ../nbs/00_data.ipynb #4a8526d8
+# %% ../nbs/00_data.ipynb #8d6ef845
 def imdb_tokenizer() -> Tokenizer:
     "textkit's IMDB tokenizer: fastai's text rules with the regex word tokenizer"
     return TextTokenizer(WordTok(), rules=_fa_defaults.text_proc_rules, detok=' '.join)
 
-# %% ../nbs/00_data.ipynb #b713f6c8
+# %% ../nbs/00_data.ipynb #7f5b9de7
 _SEP, _NL = '\x01', '\x02'  # review separator and newline stand-in inside a batch of reviews: never in the output tokens
 _re_spaces = re.compile('  +')  # `rm_useless_spaces`, searching for two spaces at once
 _re_cased = re.compile(r'([A-Z](?<!\S[A-Z])(?:[^a-z\s]+|[^A-Z\s]*[a-z][^A-Z\s]*)(?!\S))')  # chunks `replace_all_caps` or `replace_maj` mark
@@ -599,7 +611,7 @@ def _tokenize_block(texts:list, chunk:int=128):
     codes, uniq = pd.factorize(np.array(flat, dtype=object))
     return [t if t != _NL else '\n' for t in uniq.tolist()], codes.astype(np.int32), np.array(lengths, np.int64)
 
-# %% ../nbs/00_data.ipynb #883f03df
+# %% ../nbs/00_data.ipynb #41a2d008
 @dataclass
 class TokenizedTexts:
     "Tokenized texts in three arrays: the distinct tokens, every token's code into them, and each text's length"
@@ -656,7 +668,7 @@ def fast_tokenize(texts,               # the texts (a list or a pandas Series of
     with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex: parts = list(ex.map(_block_worker, blocks))
     return TokenizedTexts.concat(parts)
 
-# %% ../nbs/00_data.ipynb #b53c88e4
+# %% ../nbs/00_data.ipynb #a47919fa
 class _Ranked:
     "Tokens and counts already in `Counter.most_common` order, for fastai's `make_vocab`"
     def __init__(self, pairs): self.pairs = pairs
@@ -712,7 +724,7 @@ def _imdb_ids(size, df, tok, n_workers, cache, max_vocab, min_freq):
     arrays, meta = _cached('imdb_ids', key, build, cache)
     return meta['vocab'], arrays['ids'], arrays['lengths'], meta['labels'], arrays['is_valid']
 
-# %% ../nbs/00_data.ipynb #62a203c4
+# %% ../nbs/00_data.ipynb #938beb70
 class ReviewIds(Transform):
     "An item index to its review's token ids (a numpy view of the cached ids); a text passes through to the tokenizer"
     def __init__(self,
@@ -764,7 +776,7 @@ def imdb_dls(size:str='sample',        # 'sample' (1,000 reviews) or 'full' (25,
     res = [{'res': lengths[train].tolist()}, {'val_res': lengths[valid].tolist()}]
     return dblock.dataloaders(range(len(ids)), bs=bs, n_workers=0, dl_kwargs=res, **kwargs)
 
-# %% ../nbs/00_data.ipynb #24f11ae8
+# %% ../nbs/00_data.ipynb #1a5e0646
 class PretokenizedTokenizer(Tokenizer):
     "A df-mode fastai `Tokenizer` that skips `setups` when its DataFrame is already tokenized"
     def setups(self, dsets):
