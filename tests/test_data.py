@@ -19,7 +19,6 @@ def empty_env(tmp_path, monkeypatch):
     monkeypatch.setenv('TEXTKIT_CACHE', str(tmp_path/'cache'))
     def offline(url, dest=None, **kw): raise OSError(f"Network is unreachable: {url}")
     monkeypatch.setattr(tkd, '_download_url', offline)
-    monkeypatch.setattr(tkd, 'untar_data', offline)
     return tmp_path
 
 # ---- Spanish round trips -------------------------------------------------------------------------
@@ -363,7 +362,7 @@ def test_offline_imdb_sample_message(empty_env, capsys):
     out = capsys.readouterr()
     assert out.out == '' and out.err == ''
 
-@pytest.mark.parametrize('name', ['imdb_sample', 'quijote'])
+@pytest.mark.parametrize('name', ['imdb_sample', 'imdb', 'quijote'])
 def test_offline_no_stray_progress_bar(tmp_path, monkeypatch, capfd, name):
     "The real download code with the network down: no progress-bar glyph, the failure in one line of the message"
     monkeypatch.setenv('TEXTKIT_DATA', str(tmp_path/'data'))
@@ -371,7 +370,24 @@ def test_offline_no_stray_progress_bar(tmp_path, monkeypatch, capfd, name):
     def unreachable(url, dest=None, **kw): raise OSError('[Errno -2] Name or service not known')
     monkeypatch.setattr(tkd, 'urlsave', unreachable)
     with pytest.raises(CorpusNotFoundError) as e:
-        get_imdb('sample') if name == 'imdb_sample' else get_corpus(name)
+        get_imdb('sample') if name == 'imdb_sample' else get_imdb('full') if name == 'imdb' else get_corpus(name)
     assert e.value.__cause__ is None and 'Name or service not known' in str(e.value)
     out, err = capfd.readouterr()
     assert out == '' and err == ''
+
+def test_fetch_imdb_from_archive(tmp_path, monkeypatch):
+    "Full IMDB from fastai's archive layout: reviews in id order, negatives first, CRLF read as LF"
+    import io, tarfile
+    src = tmp_path/'imdb.tgz'
+    files = {'imdb/train/pos/10_9.txt': 'Great.', 'imdb/train/neg/2_1.txt': 'Bad\r\nworse.', 'imdb/train/neg/10_2.txt': 'Meh.',
+             'imdb/test/pos/0_8.txt': 'Fine film.', 'imdb/test/neg/1_3.txt': 'Dull.', 'imdb/unsup/0_0.txt': 'x', 'imdb/README': 'r'}
+    with tarfile.open(src, 'w:gz') as tf:
+        for name, text in files.items():
+            data = text.encode(); info = tarfile.TarInfo(name); info.size = len(data); tf.addfile(info, io.BytesIO(data))
+    monkeypatch.setattr(tkd, '_download_url', lambda url, dest, **kw: shutil.copy(src, dest))
+    tkd._fetch_imdb(tmp_path/'out')
+    import pandas as pd
+    train, test = pd.read_csv(tmp_path/'out'/'train.csv.gz'), pd.read_csv(tmp_path/'out'/'test.csv.gz')
+    assert train.values.tolist() == [['Bad\nworse.', 'neg'], ['Meh.', 'neg'], ['Great.', 'pos']]
+    assert test.values.tolist() == [['Dull.', 'neg'], ['Fine film.', 'pos']]
+    assert not (tmp_path/'out'/'imdb.tgz.part').exists()

@@ -22,7 +22,7 @@ from fastcore.xdg import xdg_cache_home
 from fastai.data.core import DataLoaders
 from fastai.data.block import DataBlock, CategoryBlock, TransformBlock
 from fastai.data.transforms import ColReader, ColSplitter
-from fastai.data.external import URLs, untar_data
+from fastai.data.external import URLs
 from fastai.text.core import (Tokenizer, tokenize_df, tokenize_texts, fix_html, replace_rep, replace_wrep,
                               UNK, PAD, BOS, TK_UP, TK_MAJ, defaults as _fa_defaults)
 from fastai.text.data import Numericalize, TextBlock, LMDataLoader, SortedDL, Pad_Chunk, TensorText, make_vocab
@@ -164,13 +164,24 @@ def _download_url(url:str, dest:Path, show_progress:bool=True) -> Path:
     urlsave(url, dest, reporthook=hook if show_progress else None)
     return Path(dest)
 
+_re_imdb_member = re.compile(r'(?:^|/)(train|test)/(neg|pos)/(\d+)_\d+\.txt$')
+
 def _fetch_imdb(dest:Path):
-    "Download fastai's IMDB folders and write them as `train.csv.gz` and `test.csv.gz` in `dest`"
-    path = untar_data(URLs.IMDB)
+    "Download fastai's IMDB archive (144 MB) and write its reviews as `train.csv.gz` and `test.csv.gz` in `dest`"
     dest.mkdir(parents=True, exist_ok=True)
+    tgz = dest/'imdb.tgz.part'
+    try:
+        _download_url(URLs.IMDB, tgz)
+        reviews = {}
+        with tarfile.open(tgz) as tf:
+            for m in tf:                         # one pass over the compressed archive
+                k = _re_imdb_member.search(m.name)
+                if k and m.isfile():
+                    text = tf.extractfile(m).read().decode('utf-8')
+                    reviews[k[1], k[2], int(k[3])] = text.replace('\r\n', '\n').replace('\r', '\n')  # as `read_text` reads it
+    finally: tgz.unlink(missing_ok=True)
     for split in ('train', 'test'):
-        rows = [(f.read_text(encoding='utf-8'), lbl) for lbl in ('neg', 'pos')
-                for f in sorted((path/split/lbl).glob('*.txt'), key=lambda p: int(p.stem.split('_')[0]))]
+        rows = [(reviews[s, l, n], l) for s, l, n in sorted(reviews, key=lambda k: (k[1], k[2])) if s == split]
         pd.DataFrame(rows, columns=['text', 'label']).to_csv(dest/f'{split}.csv.gz', index=False)
 
 def _fetch_imdb_sample(dest:Path):
@@ -369,7 +380,7 @@ def word_tokenizer(lower:bool=False, # lowercase the texts first
     "fastai `Tokenizer` at word level, Spanish-aware, decoding to readable text"
     return TextTokenizer(WordTok(lower))
 
-# %% ../nbs/00_data.ipynb #410c1ba8
+# %% ../nbs/00_data.ipynb #7b93a11a
 _CACHE_VERSION = 1
 
 class CacheError(ValueError): "A cache entry on disk is unreadable, incomplete or not what its key says"
@@ -533,12 +544,12 @@ def word_lm_dls(text:str,             # the corpus
     "Word-level LM DataLoaders on `text` (Spanish-aware tokens, last `valid_pct` held out)"
     return lm_dls(text, word_tokenizer(lower), 'word', valid_pct, bs, seq_len, min_freq, max_vocab, device=device, cache=cache)
 
-# %% ../nbs/00_data.ipynb #8d6ef845
+# %% ../nbs/00_data.ipynb #3138d232
 def imdb_tokenizer() -> Tokenizer:
     "textkit's IMDB tokenizer: fastai's text rules with the regex word tokenizer"
     return TextTokenizer(WordTok(), rules=_fa_defaults.text_proc_rules, detok=' '.join)
 
-# %% ../nbs/00_data.ipynb #7f5b9de7
+# %% ../nbs/00_data.ipynb #0e89fdcb
 _SEP, _NL = '\x01', '\x02'  # review separator and newline stand-in inside a batch of reviews: never in the output tokens
 _re_spaces = re.compile('  +')  # `rm_useless_spaces`, searching for two spaces at once
 _re_cased = re.compile(r'([A-Z](?<!\S[A-Z])(?:[^a-z\s]+|[^A-Z\s]*[a-z][^A-Z\s]*)(?!\S))')  # chunks `replace_all_caps` or `replace_maj` mark
@@ -611,7 +622,7 @@ def _tokenize_block(texts:list, chunk:int=128):
     codes, uniq = pd.factorize(np.array(flat, dtype=object))
     return [t if t != _NL else '\n' for t in uniq.tolist()], codes.astype(np.int32), np.array(lengths, np.int64)
 
-# %% ../nbs/00_data.ipynb #41a2d008
+# %% ../nbs/00_data.ipynb #0b4a2dff
 @dataclass
 class TokenizedTexts:
     "Tokenized texts in three arrays: the distinct tokens, every token's code into them, and each text's length"
@@ -668,7 +679,7 @@ def fast_tokenize(texts,               # the texts (a list or a pandas Series of
     with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex: parts = list(ex.map(_block_worker, blocks))
     return TokenizedTexts.concat(parts)
 
-# %% ../nbs/00_data.ipynb #a47919fa
+# %% ../nbs/00_data.ipynb #2c9fe643
 class _Ranked:
     "Tokens and counts already in `Counter.most_common` order, for fastai's `make_vocab`"
     def __init__(self, pairs): self.pairs = pairs
@@ -724,7 +735,7 @@ def _imdb_ids(size, df, tok, n_workers, cache, max_vocab, min_freq):
     arrays, meta = _cached('imdb_ids', key, build, cache)
     return meta['vocab'], arrays['ids'], arrays['lengths'], meta['labels'], arrays['is_valid']
 
-# %% ../nbs/00_data.ipynb #938beb70
+# %% ../nbs/00_data.ipynb #f629358e
 class ReviewIds(Transform):
     "An item index to its review's token ids (a numpy view of the cached ids); a text passes through to the tokenizer"
     def __init__(self,
@@ -776,7 +787,7 @@ def imdb_dls(size:str='sample',        # 'sample' (1,000 reviews) or 'full' (25,
     res = [{'res': lengths[train].tolist()}, {'val_res': lengths[valid].tolist()}]
     return dblock.dataloaders(range(len(ids)), bs=bs, n_workers=0, dl_kwargs=res, **kwargs)
 
-# %% ../nbs/00_data.ipynb #1a5e0646
+# %% ../nbs/00_data.ipynb #99809599
 class PretokenizedTokenizer(Tokenizer):
     "A df-mode fastai `Tokenizer` that skips `setups` when its DataFrame is already tokenized"
     def setups(self, dsets):
