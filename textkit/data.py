@@ -380,7 +380,7 @@ def word_tokenizer(lower:bool=False, # lowercase the texts first
     "fastai `Tokenizer` at word level, Spanish-aware, decoding to readable text"
     return TextTokenizer(WordTok(lower))
 
-# %% ../nbs/00_data.ipynb #7b93a11a
+# %% ../nbs/00_data.ipynb #6dd63a46
 _CACHE_VERSION = 1
 
 class CacheError(ValueError): "A cache entry on disk is unreadable, incomplete or not what its key says"
@@ -544,12 +544,12 @@ def word_lm_dls(text:str,             # the corpus
     "Word-level LM DataLoaders on `text` (Spanish-aware tokens, last `valid_pct` held out)"
     return lm_dls(text, word_tokenizer(lower), 'word', valid_pct, bs, seq_len, min_freq, max_vocab, device=device, cache=cache)
 
-# %% ../nbs/00_data.ipynb #3138d232
+# %% ../nbs/00_data.ipynb #a2d60bbd
 def imdb_tokenizer() -> Tokenizer:
     "textkit's IMDB tokenizer: fastai's text rules with the regex word tokenizer"
     return TextTokenizer(WordTok(), rules=_fa_defaults.text_proc_rules, detok=' '.join)
 
-# %% ../nbs/00_data.ipynb #0e89fdcb
+# %% ../nbs/00_data.ipynb #25df8152
 _SEP, _NL = '\x01', '\x02'  # review separator and newline stand-in inside a batch of reviews: never in the output tokens
 _re_spaces = re.compile('  +')  # `rm_useless_spaces`, searching for two spaces at once
 _re_cased = re.compile(r'([A-Z](?<!\S[A-Z])(?:[^a-z\s]+|[^A-Z\s]*[a-z][^A-Z\s]*)(?!\S))')  # chunks `replace_all_caps` or `replace_maj` mark
@@ -622,7 +622,7 @@ def _tokenize_block(texts:list, chunk:int=128):
     codes, uniq = pd.factorize(np.array(flat, dtype=object))
     return [t if t != _NL else '\n' for t in uniq.tolist()], codes.astype(np.int32), np.array(lengths, np.int64)
 
-# %% ../nbs/00_data.ipynb #0b4a2dff
+# %% ../nbs/00_data.ipynb #9b31a388
 @dataclass
 class TokenizedTexts:
     "Tokenized texts in three arrays: the distinct tokens, every token's code into them, and each text's length"
@@ -632,11 +632,15 @@ class TokenizedTexts:
 
     def __len__(self): return len(self.lengths)
     @property
-    def offsets(self) -> np.ndarray: return np.concatenate([[0], np.cumsum(self.lengths)])
+    def offsets(self) -> np.ndarray:
+        "Where each text starts in `codes`, and where the last ends"
+        if getattr(self, '_offsets', None) is None or len(self._offsets) != len(self.lengths) + 1:
+            self._offsets = np.concatenate([[0], np.cumsum(self.lengths)])
+        return self._offsets
     def __getitem__(self, i:int) -> list:
         "Tokens of text `i`"
         o = self.offsets
-        return [self.vocab[c] for c in self.codes[o[i]:o[i+1]]]
+        return [self.vocab[c] for c in self.codes[o[i]:o[i+1]].tolist()]
 
     @classmethod
     def from_lists(cls, toks:list) -> TokenizedTexts:
@@ -679,7 +683,7 @@ def fast_tokenize(texts,               # the texts (a list or a pandas Series of
     with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex: parts = list(ex.map(_block_worker, blocks))
     return TokenizedTexts.concat(parts)
 
-# %% ../nbs/00_data.ipynb #2c9fe643
+# %% ../nbs/00_data.ipynb #f87b53cc
 class _Ranked:
     "Tokens and counts already in `Counter.most_common` order, for fastai's `make_vocab`"
     def __init__(self, pairs): self.pairs = pairs
@@ -735,7 +739,7 @@ def _imdb_ids(size, df, tok, n_workers, cache, max_vocab, min_freq):
     arrays, meta = _cached('imdb_ids', key, build, cache)
     return meta['vocab'], arrays['ids'], arrays['lengths'], meta['labels'], arrays['is_valid']
 
-# %% ../nbs/00_data.ipynb #f629358e
+# %% ../nbs/00_data.ipynb #7c759246
 class ReviewIds(Transform):
     "An item index to its review's token ids (a numpy view of the cached ids); a text passes through to the tokenizer"
     def __init__(self,
@@ -787,7 +791,7 @@ def imdb_dls(size:str='sample',        # 'sample' (1,000 reviews) or 'full' (25,
     res = [{'res': lengths[train].tolist()}, {'val_res': lengths[valid].tolist()}]
     return dblock.dataloaders(range(len(ids)), bs=bs, n_workers=0, dl_kwargs=res, **kwargs)
 
-# %% ../nbs/00_data.ipynb #99809599
+# %% ../nbs/00_data.ipynb #a71dba6a
 class PretokenizedTokenizer(Tokenizer):
     "A df-mode fastai `Tokenizer` that skips `setups` when its DataFrame is already tokenized"
     def setups(self, dsets):
