@@ -1,47 +1,79 @@
-"""IMDB tokenization throughput: textkit's pipeline against fastai's default, in the same run.
+"""IMDB tokenization and DataLoaders: textkit against fastai's default pipeline, side by side in one run.
 
-textkit: fastai's text rules + the regex word tokenizer (`textkit.data.imdb_tokenizer`).
-fastai:  fastai's text rules + spaCy (`fastai.text.core.WordTokenizer`), what `TextDataLoaders` uses by default.
-Both go through fastai's `tokenize_df` with the same number of workers, on the same reviews.
-Then: `imdb_dls` built from scratch (tokenizing) against built from the on-disk cache.
+Tokenization, on the same reviews with the same number of worker processes, best of `--repeats` runs, interleaved:
+  textkit        `fast_tokenize` (fastai's text rules + the regex word tokenizer, batched): what `imdb_dls` uses
+  fastai default fastai's `tokenize_df` with spaCy and fastai's text rules: what `TextDataLoaders` uses by default
+  textkit 1-by-1 fastai's `tokenize_df` with textkit's tokenizer: textkit before issue 13, the exact-token reference
+Then the cached reload of the same reviews' tokens, and `imdb_dls` in fresh processes on an empty cache (first call),
+on the filled cache (cached call), with each process's peak resident memory (ru_maxrss).
 
-    python bench/tokenization.py                 # 2,000 reviews, cache timing on imdb_sample
-    python bench/tokenization.py --n 5000 --size full
+    python bench/tokenization.py                        # 2,000 reviews, imdb_dls('sample')
+    python bench/tokenization.py --n 5000 --size full   # the issue's figures
 """
-import argparse, os, tempfile, time
-import pandas as pd
+import argparse, json, os, resource, subprocess, sys, tempfile, time
 from fastai.text.core import WordTokenizer, tokenize_df, defaults
-from textkit.data import get_imdb, imdb_tokenizer, imdb_dls, data_env
+from textkit.data import get_imdb, imdb_tokenizer, fast_tokenize, data_env, _imdb_tokens
 
-def throughput(df, tok, rules, n_workers, repeats):
-    "Best of `repeats` runs: documents per second"
-    best = float('inf')
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        tokenize_df(df, 'text', n_workers=n_workers, rules=rules, tok=tok)
-        best = min(best, time.perf_counter() - t0)
-    return len(df)/best, best
+CHILD = r'''
+import json, resource, sys, time
+t0 = time.perf_counter()
+from textkit.data import imdb_dls
+t1 = time.perf_counter()
+dls = imdb_dls(sys.argv[1])
+t2 = time.perf_counter()
+print(json.dumps({'import': t1 - t0, 'dls': t2 - t1, 'n': len(dls.train_ds) + len(dls.valid_ds),
+                  'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024,
+                  'workers_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024}))
+'''
+
+def timed(f):
+    t0 = time.perf_counter(); f(); return time.perf_counter() - t0
+
+def child(size, env):
+    "`imdb_dls(size)` in a fresh process: seconds for the call (imports apart) and peak memory"
+    out = subprocess.run([sys.executable, '-c', CHILD, size], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--n', type=int, default=2000, help='reviews to tokenize (from the full train split)')
-    p.add_argument('--workers', type=int, default=defaults.cpus)
+    p.add_argument('--n', type=int, default=2000, help='reviews to tokenize (from the full train+test set, seed 0)')
+    p.add_argument('--workers', type=int, default=defaults.cpus, help="worker processes for both pipelines")
     p.add_argument('--repeats', type=int, default=2)
-    p.add_argument('--size', default='sample', choices=['sample', 'full'], help='IMDB size for the cache timing')
+    p.add_argument('--size', default='sample', choices=['sample', 'full'], help='IMDB size for the imdb_dls timings')
+    p.add_argument('--no-reference', action='store_true', help="skip the slow textkit 1-by-1 row")
     a = p.parse_args()
 
     df = get_imdb('full').sample(a.n, random_state=0).reset_index(drop=True)
     tk = imdb_tokenizer()
-    rows = [('textkit (regex + fastai rules)',) + throughput(df, tk.tok, tk.rules, a.workers, a.repeats),
-            ('fastai default (spaCy + fastai rules)',) + throughput(df, WordTokenizer(), defaults.text_proc_rules, a.workers, a.repeats)]
-    print(f"IMDB tokenization, {a.n:,} reviews, {a.workers} workers, best of {a.repeats}")
-    for name, dps, secs in rows: print(f"  {name:<40} {dps:>9,.0f} docs/s  ({secs:.2f} s)")
-    print(f"  ratio textkit/fastai: {rows[0][1]/rows[1][1]:.2f}x faster")
+    runs = {'textkit': lambda: fast_tokenize(df.text, n_workers=a.workers),
+            'fastai default': lambda: tokenize_df(df, 'text', n_workers=a.workers, rules=defaults.text_proc_rules,
+                                                  tok=WordTokenizer())}
+    if not a.no_reference:
+        runs['textkit 1-by-1'] = lambda: tokenize_df(df, 'text', n_workers=a.workers, rules=tk.rules, tok=tk.tok)
+    best = {k: float('inf') for k in runs}
+    for _ in range(a.repeats):                     # interleaved, so that a busy machine slows all alike
+        for k, f in runs.items(): best[k] = min(best[k], timed(f))
+    print(f"IMDB tokenization, {a.n:,} reviews ({df.text.str.len().sum()/1e6:.1f}M characters), "
+          f"{a.workers} workers, best of {a.repeats}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    for k, s in best.items():
+        print(f"  {k:<16} {a.n/s:>9,.0f} reviews/s  ({s:6.2f} s)  {best['fastai default']/s:5.2f}x fastai default")
+    ratio = best['fastai default']/best['textkit']
+    print(f"  textkit/fastai default: {ratio:.2f}x  (target >= 10x: {'met' if ratio >= 10 else 'NOT met'})")
 
     with tempfile.TemporaryDirectory() as cache, data_env(os.environ.get('TEXTKIT_DATA'), cache):
-        t0 = time.perf_counter(); imdb_dls(a.size); fresh = time.perf_counter() - t0
-        t0 = time.perf_counter(); imdb_dls(a.size); cached = time.perf_counter() - t0
-    print(f"imdb_dls('{a.size}'): first call (tokenize + cache) {fresh:.2f} s, second call (cache) {cached:.2f} s, "
-          f"ratio {fresh/cached:.1f}x")
+        sub = df.assign(is_valid=df.index % 5 == 0)
+        _imdb_tokens(None, sub, tk, a.workers, True)
+        cached = min(timed(lambda: _imdb_tokens(None, sub, tk, a.workers, True)) for _ in range(a.repeats))
+        print(f"  textkit cached reload of the same tokens: {cached:.3f} s  ({best['textkit']/cached:.1f}x faster than "
+              f"tokenizing cold, {best['fastai default']/cached:.0f}x fastai default)")
+
+        env = {**os.environ, 'TEXTKIT_CACHE': cache}
+        first, again = child(a.size, env), child(a.size, env)
+    target = {'full': (10, 3), 'sample': (None, 0.5)}[a.size]
+    print(f"imdb_dls('{a.size}') in a fresh process ({first['n']:,} reviews; importing textkit {first['import']:.1f} s apart):")
+    print(f"  first call (tokenize, cache) {first['dls']:6.2f} s  peak RSS {first['rss_mb']:,.0f} MB "
+          f"(tokenizing workers {first['workers_rss_mb']:,.0f} MB)" + (f"  target < {target[0]} s" if target[0] else ''))
+    print(f"  from the cache               {again['dls']:6.2f} s  peak RSS {again['rss_mb']:,.0f} MB  "
+          f"target < {target[1]} s: {'met' if again['dls'] < target[1] else 'NOT met'}")
 
 if __name__ == '__main__': main()

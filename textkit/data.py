@@ -6,33 +6,38 @@ Docs: https://textkit.github.io/textkit/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #e884d451
 from __future__ import annotations
-import os, re, gzip, hashlib, shutil, tarfile, time
-from collections import Counter
-from dataclasses import dataclass, field
+import os, re, sys, json, gzip, hashlib, operator, shutil, tarfile, multiprocessing
+from bisect import bisect_left
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from itertools import compress, count, islice, repeat
 from pathlib import Path
 from typing import Callable
 
 import numpy as np, pandas as pd, torch
 from fastcore.basics import ifnone, first, store_attr
+from fasttransform import Transform
 from fastcore.xdg import xdg_cache_home
 from fastai.data.core import DataLoaders, Datasets
-from fastai.data.block import DataBlock, CategoryBlock
+from fastai.data.block import DataBlock, CategoryBlock, TransformBlock
 from fastai.data.transforms import ColReader, ColSplitter
-from fastai.data.external import URLs, untar_data
-from fastai.text.core import Tokenizer, tokenize_df, defaults as _fa_defaults
-from fastai.text.data import Numericalize, TextBlock, LMDataLoader
-from fastai.text.data import TensorText
-from fasttransform import Transform
-from fastai.torch_core import TitledStr
-from fastdownload import download_url
+from fastai.data.external import URLs
+from fastai.text.core import (Tokenizer, tokenize_df, tokenize_texts, fix_html, replace_rep, replace_wrep,
+                              UNK, PAD, BOS, TK_UP, TK_MAJ, defaults as _fa_defaults)
+from fastai.text.data import Numericalize, TextBlock, LMDataLoader, SortedDL, Pad_Chunk, TensorText, make_vocab
+from fastai.torch_core import TitledStr, tensor
+from fastcore.net import urlsave
+from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
-__all__ = ['CORPORA', 'data_dirs', 'cache_dir', 'CorpusNotFoundError', 'CorruptCorpusError', 'CorpusFile', 'sha256sum', 'Corpus',
-           'normalize_newlines', 'strip_gutenberg', 'strip_page_layout', 'clean_gutenberg', 'clean_don_mendo',
-           'find_corpus', 'download_corpus', 'corpus_paths', 'data_env', 'get_corpus', 'get_imdb', 'CharTok',
-           'char_tokenizer', 'word_tokenize', 'detokenize', 'WordTok', 'TextTokenizer', 'word_tokenizer', 'LMDecode',
-           'LMDataLoaders', 'lm_dls', 'char_lm_dls', 'word_lm_dls', 'PretokenizedTokenizer', 'imdb_tokenizer',
-           'tokenize_imdb', 'imdb_dls']
+__all__ = ['CORPORA', 'LM_SPECIAL_TOKS', 'data_dirs', 'cache_dir', 'CorpusNotFoundError', 'CorruptCorpusError', 'CorpusFile',
+           'sha256sum', 'Corpus', 'normalize_newlines', 'strip_gutenberg', 'strip_page_layout', 'clean_gutenberg',
+           'clean_don_mendo', 'find_corpus', 'download_corpus', 'corpus_paths', 'data_env', 'get_corpus', 'get_imdb',
+           'CharTok', 'char_tokenizer', 'word_tokenize', 'detokenize', 'WordTok', 'TextTokenizer', 'word_tokenizer',
+           'CacheError', 'LMDecode', 'LMDataLoaders', 'lm_dls', 'char_lm_dls', 'word_lm_dls', 'imdb_tokenizer',
+           'TokenizedTexts', 'fast_tokenize', 'make_vocab_from_codes', 'numericalize_codes', 'ReviewIds', 'ItemLabel',
+           'IdsNumericalize', 'imdb_dls', 'PretokenizedTokenizer', 'tokenize_imdb', 'fastai_imdb_dls']
 
 # %% ../nbs/00_data.ipynb #8b4f1f3e
 def data_dirs() -> list[Path]:
@@ -58,14 +63,16 @@ class CorpusFile:
     min_bytes: int = 1         # anything smaller is truncated
     end_marker: bytes|None = None  # must occur in the last 64 KiB (text files)
 
-    def verify(self, path:Path) -> Path:
+    def verify(self,
+               path:Path, # a copy of this file on disk
+              ) -> Path:
         "Raise `CorruptCorpusError` unless `path` is an intact copy"
         path = Path(path)
         size = path.stat().st_size
         if size < self.min_bytes:
             raise CorruptCorpusError(f"{path} is truncated: {size:,} bytes, expected at least {self.min_bytes:,}. "
                                      f"Delete it and fetch it again.")
-        if self.sha256 and sha256sum(path) in self.sha256: return path
+        if self.sha256 and _file_sha256(path) in self.sha256: return path
         if self.fname.endswith('.gz'):
             try:
                 with gzip.open(path) as f:
@@ -80,7 +87,16 @@ class CorpusFile:
                                              f"near its end): truncated or the wrong file. Delete it and fetch it again.")
         return path
 
-def sha256sum(path) -> str:
+_sha_memo = {}
+def _file_sha256(path:Path) -> str:
+    "`sha256sum(path)`, computed once per process for a file whose size and modification time stay the same"
+    st = path.stat()
+    k = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if k not in _sha_memo: _sha_memo[k] = sha256sum(path)
+    return _sha_memo[k]
+
+def sha256sum(path, # a file
+             ) -> str:
     "SHA-256 hex digest of the file at `path`"
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -91,9 +107,9 @@ def sha256sum(path) -> str:
 @dataclass
 class Corpus:
     "A named corpus: its files, where they come from, and how to clean them"
-    name: str
-    description: str
-    files: list
+    name: str                            # registry key, e.g. `quijote`
+    description: str                     # one line for people
+    files: list                          # its `CorpusFile`s
     source: str = ''                     # human-readable origin
     clean: Callable|None = None          # raw text -> clean text (text corpora)
     fetch: Callable|None = None          # custom download (folder layouts), else each file's url
@@ -101,14 +117,16 @@ class Corpus:
     def __repr__(self): return f"Corpus({self.name!r}: {self.description})"
 
 # %% ../nbs/00_data.ipynb #65b78b0e
-def normalize_newlines(text:str) -> str:
+def normalize_newlines(text:str, # raw text
+                      ) -> str:
     "Drop a byte-order mark and turn CRLF / CR line ends into LF"
     return text.lstrip('\ufeff').replace('\r\n', '\n').replace('\r', '\n')
 
 _re_pg_start = re.compile(r'^\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG.*$', re.M|re.I)
 _re_pg_end   = re.compile(r'^\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG', re.M|re.I)
 
-def strip_gutenberg(text:str) -> str:
+def strip_gutenberg(text:str, # a Project Gutenberg eBook, LF line ends
+                   ) -> str:
     "Keep only the book between Project Gutenberg's `*** START OF` and `*** END OF` lines"
     s, e = _re_pg_start.search(text), _re_pg_end.search(text)
     if s is None or e is None: return text
@@ -117,30 +135,63 @@ def strip_gutenberg(text:str) -> str:
 # %% ../nbs/00_data.ipynb #e9a376e6
 _re_page_num = re.compile(r'^[ \t]*\d{1,3}[ \t]*\n', re.M)
 
-def strip_page_layout(text:str) -> str:
+def strip_page_layout(text:str, # text transcribed page by page
+                     ) -> str:
     "Drop form feeds and lines holding only a page number, collapse runs of blank lines"
     text = _re_page_num.sub('', text.replace('\f', ''))
     return re.sub(r'\n{4,}', '\n\n\n', text)
 
-def clean_gutenberg(text): return strip_gutenberg(normalize_newlines(text))
-def clean_don_mendo(text): return strip_page_layout(strip_gutenberg(normalize_newlines(text)))
+def clean_gutenberg(text:str, # raw Project Gutenberg file
+                   ) -> str:
+    "The book alone, LF line ends"
+    return strip_gutenberg(normalize_newlines(text))
+def clean_don_mendo(text:str, # raw Don Mendo file
+                   ) -> str:
+    "The play alone, without the printed edition's page layout"
+    return strip_page_layout(strip_gutenberg(normalize_newlines(text)))
 
 # %% ../nbs/00_data.ipynb #1bf6792d
 _GUTENBERG = 'https://www.gutenberg.org/cache/epub/{0}/pg{0}.txt'
 
+def _download_url(url:str, dest:Path, show_progress:bool=True) -> Path:
+    "Download `url` to `dest`; a progress bar appears once data flows, so a failed connection leaves no stray bar"
+    pbar = None
+    def hook(count=1, bsize=1, tsize=None):
+        nonlocal pbar
+        if pbar is None: pbar = progress_bar([])
+        pbar.total = tsize
+        pbar.update(count*bsize)
+    urlsave(url, dest, reporthook=hook if show_progress else None)
+    return Path(dest)
+
+_re_imdb_member = re.compile(r'(?:^|/)(train|test)/(neg|pos)/(\d+)_\d+\.txt$')
+
 def _fetch_imdb(dest:Path):
-    "Download fastai's IMDB folders and write them as `train.csv.gz` and `test.csv.gz` in `dest`"
-    path = untar_data(URLs.IMDB)
+    "Download fastai's IMDB archive (144 MB) and write its reviews as `train.csv.gz` and `test.csv.gz` in `dest`"
     dest.mkdir(parents=True, exist_ok=True)
+    tgz = dest/'imdb.tgz.part'
+    try:
+        _download_url(URLs.IMDB, tgz)
+        reviews = {}
+        with tarfile.open(tgz) as tf:
+            for m in tf:                         # one pass over the compressed archive
+                k = _re_imdb_member.search(m.name)
+                if k and m.isfile():
+                    text = tf.extractfile(m).read().decode('utf-8')
+                    reviews[k[1], k[2], int(k[3])] = text.replace('\r\n', '\n').replace('\r', '\n')  # as `read_text` reads it
+    finally: tgz.unlink(missing_ok=True)
     for split in ('train', 'test'):
-        rows = [(f.read_text(encoding='utf-8'), lbl) for lbl in ('neg', 'pos')
-                for f in sorted((path/split/lbl).glob('*.txt'), key=lambda p: int(p.stem.split('_')[0]))]
+        rows = [(reviews[s, l, n], l) for s, l, n in sorted(reviews, key=lambda k: (k[1], k[2])) if s == split]
         pd.DataFrame(rows, columns=['text', 'label']).to_csv(dest/f'{split}.csv.gz', index=False)
 
 def _fetch_imdb_sample(dest:Path):
-    "Download fastai's IMDB_SAMPLE and copy its `texts.csv` to `dest/sample.csv`"
+    "Download fastai's IMDB_SAMPLE (570 KB, no progress bar) and write its `texts.csv` as `dest/sample.csv`"
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(untar_data(URLs.IMDB_SAMPLE)/'texts.csv', dest/'sample.csv')
+    tgz = dest/'imdb_sample.tgz.part'
+    try:
+        _download_url(URLs.IMDB_SAMPLE, tgz, show_progress=False)
+        with tarfile.open(tgz) as tf, tf.extractfile('imdb_sample/texts.csv') as f: (dest/'sample.csv').write_bytes(f.read())
+    finally: tgz.unlink(missing_ok=True)
 
 CORPORA = {c.name: c for c in [
     Corpus('quijote', 'Don Quijote de la Mancha, Miguel de Cervantes (Spanish, ~2.1M characters)',
@@ -177,7 +228,8 @@ def _get_corpus_obj(name) -> Corpus:
         raise KeyError(f"Unknown corpus {name!r}. Available: {', '.join(CORPORA)}")
     return CORPORA[name]
 
-def find_corpus(name) -> list[Path]|None:
+def find_corpus(name, # a name in `CORPORA`, or a `Corpus`
+               ) -> list[Path]|None:
     "Paths of `name`'s files in the first data directory holding all of them, or None"
     c = _get_corpus_obj(name)
     for d in data_dirs():
@@ -194,7 +246,9 @@ def _not_found(c, err=None):
         f"TEXTKIT_DATA is {'set to ' + repr(env) if env else 'not set'}: point it at a directory that holds "
         f"{', '.join(f.fname for f in c.files)} (for example ../shared/data), or connect to the internet.")
 
-def download_corpus(name, dest:Path|None=None) -> list[Path]:
+def download_corpus(name,                # a name in `CORPORA`, or a `Corpus`
+                    dest:Path|None=None, # directory to download into; default `cache_dir()`
+                   ) -> list[Path]:
     "Download `name` from its public source into `dest` (default: `cache_dir()`) and verify it"
     c, dest = _get_corpus_obj(name), Path(dest or cache_dir())
     if c.fetch is None and any(f.url is None for f in c.files): raise _not_found(c)
@@ -204,15 +258,18 @@ def download_corpus(name, dest:Path|None=None) -> list[Path]:
             for f in c.files:
                 (dest/f.fname).parent.mkdir(parents=True, exist_ok=True)
                 tmp = dest/(f.fname + '.part')
-                download_url(f.url, tmp, show_progress=True)
+                _download_url(f.url, tmp)
                 tmp.replace(dest/f.fname)
-    except Exception as e: raise _not_found(c, f"{type(e).__name__}: {e}") from e
+    except Exception as e:  # the download's failure in one line, not a chained traceback
+        raise _not_found(c, f"{type(e).__name__}: {first(str(e).splitlines()) or ''}") from None
     for f in c.files:
         try: f.verify(dest/f.fname)
         except CorruptCorpusError: (dest/f.fname).unlink(); raise
     return [dest/f.fname for f in c.files]
 
-def corpus_paths(name, download=True) -> list[Path]:
+def corpus_paths(name,             # a name in `CORPORA`, or a `Corpus`
+                 download:bool=True, # download it if no data directory holds it
+                ) -> list[Path]:
     "Verified paths of `name`'s files: from `data_dirs()`, else downloaded (if `download`)"
     c = _get_corpus_obj(name)
     paths = find_corpus(c)
@@ -226,7 +283,9 @@ def corpus_paths(name, download=True) -> list[Path]:
 from contextlib import contextmanager
 
 @contextmanager
-def data_env(data=None, cache=None):
+def data_env(data=None,  # value for `TEXTKIT_DATA` (None: unset)
+             cache=None, # value for `TEXTKIT_CACHE` (None: unset)
+            ):
     "Temporarily set `TEXTKIT_DATA` and `TEXTKIT_CACHE` (None unsets)"
     old = {k: os.environ.get(k) for k in ('TEXTKIT_DATA', 'TEXTKIT_CACHE')}
     try:
@@ -240,7 +299,9 @@ def data_env(data=None, cache=None):
             else: os.environ[k] = v
 
 # %% ../nbs/00_data.ipynb #bc74a4f4
-def get_corpus(name:str, download:bool=True) -> str:
+def get_corpus(name:str,           # 'quijote', 'don_mendo' or 'moliere'
+               download:bool=True, # download it if no data directory holds it
+              ) -> str:
     "Clean text of corpus `name` (`quijote`, `don_mendo`, `moliere`): no Gutenberg header/licence, no BOM, LF line ends"
     c = _get_corpus_obj(name)
     if c.clean is None: raise ValueError(f"{name!r} is not a text corpus; use `get_imdb` for IMDB")
@@ -250,7 +311,9 @@ def get_corpus(name:str, download:bool=True) -> str:
 # %% ../nbs/00_data.ipynb #7a03f6f8
 _IMDB_LABELS = {'neg': 'negative', 'pos': 'positive', 'negative': 'negative', 'positive': 'positive'}
 
-def get_imdb(size:str='sample', download:bool=True) -> pd.DataFrame:
+def get_imdb(size:str='sample',     # 'sample' (1,000 reviews) or 'full' (50,000)
+             download:bool=True, # download it if no data directory holds it
+            ) -> pd.DataFrame:
     "IMDB reviews as a DataFrame `text, label, is_valid`: `size='sample'` (1,000) or `'full'` (official 25,000/25,000 split)"
     if size == 'sample':
         (path,) = corpus_paths('imdb_sample', download=download)
@@ -277,11 +340,14 @@ _re_word = re.compile(r"\n|[^\W_]+(?:['’\-][^\W_]+)*|[^\w\s]|_", re.U)
 _no_space_before = set(",.;:!?)]}»…%") | {'\n'}
 _no_space_after = set("¿¡([{«") | {'\n'}
 
-def word_tokenize(text:str, lower:bool=False) -> list[str]:
+def word_tokenize(text:str,         # any text
+                  lower:bool=False, # lowercase it first
+                 ) -> list[str]:
     "Spanish-aware word tokens of `text`: words, each punctuation mark, and newlines"
     return _re_word.findall(text.lower() if lower else text)
 
-def detokenize(toks) -> str:
+def detokenize(toks, # word tokens, e.g. from `word_tokenize`
+              ) -> str:
     "Join word tokens into readable text: spaces between words, none inside `¿...?`, `«...»`, before `,.;:`"
     out, prev = [], None
     for t in toks:
@@ -291,21 +357,87 @@ def detokenize(toks) -> str:
 
 class WordTok:
     "Spanish-aware word tokenizer (fastai tokenizer protocol)"
-    def __init__(self, lower:bool=False): self.lower = lower
+    def __init__(self,
+                 lower:bool=False, # lowercase the texts first
+                ):
+        self.lower = lower
     def __call__(self, items): return (word_tokenize(t, self.lower) for t in items)
 
 class TextTokenizer(Tokenizer):
     "fastai `Tokenizer` that decodes with `detok` (a function of the token list) instead of a separator"
-    def __init__(self, tok, rules=None, detok=None, **kwargs):
+    def __init__(self,
+                 tok,         # the base tokenizer: a batch of texts in, token lists out
+                 rules=None,  # fastai text rules applied before `tok` (default none)
+                 detok=None,  # token list -> text (default `detokenize`)
+                 **kwargs,    # passed to fastai's `Tokenizer`
+                ):
         super().__init__(tok, rules=ifnone(rules, []), **kwargs)
         self.detok = ifnone(detok, detokenize)
     def decodes(self, o): return TitledStr(self.detok(o))
 
-def word_tokenizer(lower:bool=False) -> Tokenizer:
+def word_tokenizer(lower:bool=False, # lowercase the texts first
+                  ) -> Tokenizer:
     "fastai `Tokenizer` at word level, Spanish-aware, decoding to readable text"
     return TextTokenizer(WordTok(lower))
 
+# %% ../nbs/00_data.ipynb #6dd63a46
+_CACHE_VERSION = 1
+
+class CacheError(ValueError): "A cache entry on disk is unreadable, incomplete or not what its key says"
+
+def _digest(*parts) -> str:
+    "Short SHA-256 of `parts` (strings, bytes or JSON-able values)"
+    h = hashlib.sha256()
+    for p in parts: h.update(p if isinstance(p, bytes) else json.dumps(p, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:20]
+
+def _write_entry(path:Path, arrays:dict, meta:dict):
+    "Write `arrays` (.npy) and `meta` (JSON, with the arrays' checksums) into directory `path`, atomically"
+    tmp = path.with_name(f'{path.name}.tmp{os.getpid()}')
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    sums = {}
+    for k, a in arrays.items():
+        np.save(tmp/f'{k}.npy', np.ascontiguousarray(a), allow_pickle=False)
+        sums[k] = sha256sum(tmp/f'{k}.npy')
+    (tmp/'meta.json').write_text(json.dumps({**meta, 'version': _CACHE_VERSION, 'arrays': sums}), encoding='utf-8')
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.replace(path)
+
+def _read_entry(path:Path, expect:dict) -> tuple:
+    "(arrays, meta) of the entry at `path`; `CacheError` unless it is complete, intact and made with `expect`"
+    try: meta = json.loads((path/'meta.json').read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e: raise CacheError(f"meta.json unreadable ({type(e).__name__})") from None
+    if meta.get('version') != _CACHE_VERSION: raise CacheError(f"format version {meta.get('version')}, expected {_CACHE_VERSION}")
+    stale = [k for k, v in expect.items() if meta.get(k) != v]
+    if stale: raise CacheError(f"stale: made with other {', '.join(stale)}")
+    arrays = {}
+    for k, s in meta.get('arrays', {}).items():
+        f = path/f'{k}.npy'
+        if not f.exists() or sha256sum(f) != s: raise CacheError(f"{k}.npy missing or corrupt (checksum mismatch)")
+        arrays[k] = np.load(f, allow_pickle=False)
+    return arrays, meta
+
+def _tok_signature(tok) -> list:
+    "What about `tok` changes its tokens"
+    return [type(tok.tok).__name__, {k: repr(v) for k, v in sorted(vars(tok.tok).items())},
+            [getattr(r, '__name__', repr(r)) for r in tok.rules]]
+
+def _cached(kind:str, key:dict, build:Callable, cache:bool=True):
+    "`build()` -> (arrays, meta), stored under `cache_dir()/kind` by `key`; a bad entry is reported in one line and rebuilt"
+    if not cache: return build()
+    path = cache_dir()/kind/_digest(key)
+    if path.exists():
+        try: return _read_entry(path, key)
+        except CacheError as e:
+            print(f"textkit: ignoring cache entry {path}: {e}; rebuilding it", file=sys.stderr)
+    arrays, meta = build()
+    try: _write_entry(path, arrays, {**meta, **key})
+    except OSError as e: print(f"textkit: could not write cache entry {path} ({e})", file=sys.stderr)
+    return arrays, meta
+
 # %% ../nbs/00_data.ipynb #e3357608
+LM_SPECIAL_TOKS = [UNK, PAD]  # a language model's special tokens: the first two of fastai's `defaults.text_spec_tok`
+
 class LMDecode(Transform):
     "Token ids back to text (`TitledStr`), for fastai's `show_batch` and `show_results`: the ids pass through unchanged"
     def __init__(self,
@@ -317,13 +449,13 @@ class LMDecode(Transform):
 class LMDataLoaders(DataLoaders):
     "fastai `DataLoaders` for language modelling that carry their tokenizer and vocabulary"
     def __init__(self,
-        *loaders,                  # the training and validation `LMDataLoader`s
-        tok:Tokenizer|None=None,   # tokenizer of the text
-        num:Numericalize|None=None, # vocabulary (`num.vocab`)
-        level:str='char',          # 'char' or 'word'
-        split:int|None=None,       # number of training tokens (the held-out stream starts there)
-        path:str|Path='.',         # where fastai's `export` writes
-        device=None,               # device of the batches
+        *loaders,                    # the training and validation `LMDataLoader`s
+        tok:Tokenizer|None=None,     # the tokenizer that made the token stream
+        num:Numericalize|None=None,  # its vocabulary
+        level:str='char',            # 'char' or 'word'
+        split:int|None=None,         # training tokens: the validation stream starts at this token
+        path:str|Path='.',           # where fastai's `export` writes
+        device=None,                 # where batches go
     ):
         super().__init__(*loaders, path=path, device=device)
         store_attr('tok,num,level,split')
@@ -336,85 +468,371 @@ class LMDataLoaders(DataLoaders):
     @property
     def vocab(self): return self.num.vocab
 
-    def tokenize(self, text:str) -> list: return first(self.tok.tok([text]))
+    def tokenize(self,
+                 text:str, # any text
+                ) -> list:
+        "Tokens of `text`"
+        return first(self.tok.tok([text]))
 
-    def encode(self, text:str) -> torch.Tensor:
+    def encode(self,
+               text:str, # any text
+              ) -> torch.Tensor:
         "Token ids of `text` (tokens missing from the vocabulary become `xxunk`)"
         return self.num(self.tokenize(text))
 
-    def decode(self, ids) -> str:
+    def decode(self,
+               ids, # token ids (a tensor or a list)
+              ) -> str:
         "Text of token ids"
         return str(self.tok.decode(self.num.decode(ids if torch.is_tensor(ids) else torch.as_tensor(ids))))
 
-    def unknown(self, text:str) -> list:
+    def unknown(self,
+                text:str, # any text
+               ) -> list:
         "Tokens of `text` that the vocabulary lacks"
         vocab = set(self.vocab)  # not `num.o2i`: a defaultdict, which grows as unknown tokens are looked up
         return [t for t in dict.fromkeys(self.tokenize(text)) if t not in vocab]
 
-def lm_dls(text:str, tok:Tokenizer, level:str, valid_pct:float=0.1, bs:int=64, seq_len:int=128,
-           min_freq:int=1, max_vocab:int=60000, device=None) -> LMDataLoaders:
+def _lm_ids(text, tok, valid_pct, min_freq, max_vocab):
+    "Vocabulary, token ids and train/valid split point of `text`"
+    toks = first(tok.tok([text]))
+    split = len(toks) - int(len(toks)*valid_pct)
+    num = Numericalize(min_freq=min_freq, max_vocab=max_vocab, special_toks=LM_SPECIAL_TOKS)
+    num.setup([toks[:split]])
+    return num.vocab, num(toks).numpy(), split
+
+def lm_dls(text:str,                # the corpus, one string
+           tok:Tokenizer,           # `char_tokenizer()`, `word_tokenizer()` or any fastai `Tokenizer`
+           level:str,               # 'char' or 'word': recorded for generation and the CLI
+           valid_pct:float=0.1,     # share of the token stream held out, from its end
+           bs:int=64,               # batch size (fewer rows if the text is short)
+           seq_len:int=128,         # tokens per row of a batch
+           min_freq:int=1,          # rarer training tokens become `xxunk`
+           max_vocab:int=60000,     # most tokens in the vocabulary
+           device=None,             # where batches go (default fastai's `default_device()`)
+           cache:bool=False,        # keep the token ids in `cache_dir()/lm_ids`, keyed by the text and the settings
+          ) -> LMDataLoaders:
     "LM DataLoaders on `text` tokenized by `tok`, holding out the last `valid_pct` of the token stream"
     if not text or not text.strip(): raise ValueError("Cannot build language-model DataLoaders from empty text")
     if not 0 < valid_pct < 1: raise ValueError(f"valid_pct must be in (0, 1), not {valid_pct}")
-    toks = first(tok.tok([text]))
-    split = len(toks) - int(len(toks)*valid_pct)
-    train, valid = toks[:split], toks[split:]
+    key = {'text': hashlib.sha256(text.encode('utf-8')).hexdigest(), 'tokenizer': _tok_signature(tok),
+           'valid_pct': valid_pct, 'min_freq': min_freq, 'max_vocab': max_vocab}
+    def build():
+        vocab, ids, split = _lm_ids(text, tok, valid_pct, min_freq, max_vocab)
+        return {'ids': ids.astype(np.int32)}, {'vocab': vocab, 'split': split}
+    arrays, meta = _cached('lm_ids', key, build, cache)
+    ids, split = torch.from_numpy(arrays['ids'].astype(np.int64)), meta['split']
+    train, valid = ids[:split], ids[split:]
     min_tokens = 2*seq_len + 2
     if len(valid) < min_tokens or len(train) < min_tokens:
-        raise ValueError(f"Text too short: {len(toks):,} tokens give {len(train):,} train / {len(valid):,} valid, "
+        raise ValueError(f"Text too short: {len(ids):,} tokens give {len(train):,} train / {len(valid):,} valid, "
                          f"each needs at least {min_tokens} for seq_len={seq_len}")
-    num = Numericalize(min_freq=min_freq, max_vocab=max_vocab, special_toks=['xxunk', 'xxpad'])
-    num.setup([train])
-    ids = [num(train), num(valid)]
+    num = Numericalize(vocab=meta['vocab'], min_freq=min_freq, max_vocab=max_vocab, special_toks=LM_SPECIAL_TOKS)
+    num.o2i = defaultdict(int, {v: k for k, v in enumerate(num.vocab) if v != 'xxfake'})  # as `Numericalize.setups` leaves it
     dec = LMDecode(tok, num)  # a fastai `Datasets` with a decoding transform: show_batch, show_results and export work
-    dls = [LMDataLoader(Datasets([o], tfms=[[dec]]), lens=[len(o)], bs=min(bs, (len(o)-1)//seq_len), seq_len=seq_len,
-                        shuffle=i==0, drop_last=i==0) for i, o in enumerate(ids)]
+    dls = [LMDataLoader(Datasets([TensorText(o)], tfms=[[dec]]), lens=[len(o)], bs=min(bs, (len(o)-1)//seq_len), seq_len=seq_len,
+                        shuffle=i==0, drop_last=i==0) for i, o in enumerate((train, valid))]
     return LMDataLoaders(*dls, tok=tok, num=num, level=level, split=split, device=device)
 
-def char_lm_dls(text:str, valid_pct:float=0.1, bs:int=64, seq_len:int=128, min_freq:int=1, device=None, **kwargs):
+def char_lm_dls(text:str,             # the corpus
+                valid_pct:float=0.1,  # share held out, from the end
+                bs:int=64,            # batch size
+                seq_len:int=128,      # characters per row
+                min_freq:int=1,       # rarer characters become `xxunk`
+                device=None,          # where batches go
+                **kwargs              # passed to `lm_dls` (`max_vocab`, `cache`)
+               ) -> LMDataLoaders:
     "Character-level LM DataLoaders on `text` (last `valid_pct` held out)"
     return lm_dls(text, char_tokenizer(), 'char', valid_pct, bs, seq_len, min_freq, device=device, **kwargs)
 
-def word_lm_dls(text:str, valid_pct:float=0.1, bs:int=32, seq_len:int=32, lower:bool=True, min_freq:int=2,
-                max_vocab:int=60000, device=None) -> LMDataLoaders:
+def word_lm_dls(text:str,             # the corpus
+                valid_pct:float=0.1,  # share held out, from the end
+                bs:int=32,            # batch size
+                seq_len:int=32,       # words per row
+                lower:bool=True,      # lowercase the words
+                min_freq:int=2,       # rarer training words become `xxunk`
+                max_vocab:int=60000,  # most words in the vocabulary
+                device=None,          # where batches go
+                cache:bool=True,      # keep the token ids in `cache_dir()/lm_ids` (the Quijote takes a second to tokenize)
+               ) -> LMDataLoaders:
     "Word-level LM DataLoaders on `text` (Spanish-aware tokens, last `valid_pct` held out)"
-    return lm_dls(text, word_tokenizer(lower), 'word', valid_pct, bs, seq_len, min_freq, max_vocab, device=device)
+    return lm_dls(text, word_tokenizer(lower), 'word', valid_pct, bs, seq_len, min_freq, max_vocab, device=device, cache=cache)
 
-# %% ../nbs/00_data.ipynb #ce8f95e9
+# %% ../nbs/00_data.ipynb #a2d60bbd
+def imdb_tokenizer() -> Tokenizer:
+    "textkit's IMDB tokenizer: fastai's text rules with the regex word tokenizer"
+    return TextTokenizer(WordTok(), rules=_fa_defaults.text_proc_rules, detok=' '.join)
+
+# %% ../nbs/00_data.ipynb #25df8152
+_SEP, _NL = '\x01', '\x02'  # review separator and newline stand-in inside a batch of reviews: never in the output tokens
+_re_spaces = re.compile('  +')  # `rm_useless_spaces`, searching for two spaces at once
+_re_cased = re.compile(r'([A-Z](?<!\S[A-Z])(?:[^a-z\s]+|[^A-Z\s]*[a-z][^A-Z\s]*)(?!\S))')  # chunks `replace_all_caps` or `replace_maj` mark
+_re_joiner = re.compile(r"(['’\-](?:(?<![^\W_]['’\-])|(?![^\W_])))")  # an apostrophe or hyphen that is not inside a word
+_re_az = re.compile('[a-z]')
+_is_alone = {}
+
+def _alone(cp:int) -> bool:
+    "Is `chr(cp)` always a token by itself for `word_tokenize` (`[^\\w\\s]` or `_`, but not the joiners `'’-`)?"
+    r = _is_alone.get(cp)
+    if r is None:
+        c = chr(cp)
+        r = _is_alone[cp] = c == '_' or not (c.isalnum() or c.isspace() or c in "'’-")
+    return r
+
+def _codepoints(s:str) -> np.ndarray: return np.frombuffer(s.encode('utf-32-le'), np.uint32)
+
+def _rep_candidates(joined:str) -> np.ndarray:
+    "Reviews of `joined` holding a non-space character three times in a row: all those `replace_rep` changes, and a few more"
+    a = _codepoints(joined)
+    m = (a[:-2] == a[1:-1]) & (a[1:-1] == a[2:]) & (a[:-2] != 32) & (a[:-2] != 10)
+    return np.unique(np.searchsorted(np.flatnonzero(a == ord(_SEP)), np.flatnonzero(m)))
+
+def _wrep_candidates(joined:str) -> list:
+    "Reviews of `joined` holding the same whitespace-separated chunk twice in a row: all those `replace_wrep` changes"
+    ch = joined.replace(_SEP, f' {_SEP} ').split()
+    eqs = list(compress(count(), map(operator.eq, ch, islice(ch, 1, None))))
+    if not eqs: return []
+    seps = list(compress(count(), map(operator.eq, ch, repeat(_SEP))))
+    return sorted({bisect_left(seps, i) for i in eqs})
+
+def _apply(joined:str, idxs, f) -> str:
+    "Apply `f` to the reviews of `joined` numbered `idxs`"
+    if not len(idxs): return joined
+    parts = joined.split(_SEP)
+    for i in idxs: parts[i] = f(parts[i])
+    return _SEP.join(parts)
+
+def _mark_case(m:str) -> str: return (TK_MAJ if _re_az.search(m, 1) else TK_UP) + ' ' + m
+
+def _space_alone(s:str) -> str:
+    "Put spaces around every character of `s` that is a token by itself"
+    a = _codepoints(s)
+    cps = np.flatnonzero(np.bincount(a)) if len(a) and a.max() < 1<<17 else np.unique(a)
+    for cp in cps.tolist():
+        if _alone(cp): c = chr(cp); s = s.replace(c, f' {c} ')
+    return s
+
+def _tokenize_joined(texts:list) -> str:
+    "`imdb_tokenizer()`'s tokens of `texts`, separated by spaces, reviews by `_SEP`, newline tokens as `_NL`"
+    joined = fix_html(_SEP.join(texts))                       # `fix_html` on all reviews at once
+    joined = _apply(joined, _rep_candidates(joined), replace_rep)
+    joined = _apply(joined, _wrep_candidates(joined), replace_wrep)
+    joined = joined.replace('/', ' / ').replace('#', ' # ').replace('\\', ' \\ ')  # `spec_add_spaces`
+    joined = _re_spaces.sub(' ', joined)                     # `rm_useless_spaces`
+    joined = f'{BOS} ' + f' {_SEP} {BOS} '.join([t.strip() for t in joined.split(_SEP)])  # `lowercase`'s strip and BOS
+    parts = _re_cased.split(joined)                          # `replace_all_caps` and `replace_maj`
+    parts[1::2] = map(_mark_case, parts[1::2])
+    joined = _space_alone(''.join(parts).lower())             # `lowercase`, then `word_tokenize`'s single-character tokens
+    joined = ' '.join(_re_joiner.split(joined))              # ... and apostrophes or hyphens outside words
+    return joined.replace('\n', f' {_NL} ')
+
+def _tokenize_block(texts:list, chunk:int=128):
+    "Tokens of `texts` as (distinct tokens, their codes, tokens per text), `chunk` texts at a time"
+    flat, lengths = [], []
+    for i in range(0, len(texts), chunk):
+        for r in _tokenize_joined(texts[i:i+chunk]).split(_SEP):
+            toks = r.split()
+            lengths.append(len(toks)); flat += toks
+    codes, uniq = pd.factorize(np.array(flat, dtype=object))
+    return [t if t != _NL else '\n' for t in uniq.tolist()], codes.astype(np.int32), np.array(lengths, np.int64)
+
+# %% ../nbs/00_data.ipynb #9b31a388
+@dataclass
+class TokenizedTexts:
+    "Tokenized texts in three arrays: the distinct tokens, every token's code into them, and each text's length"
+    vocab: list            # distinct tokens, in order of first appearance
+    codes: np.ndarray      # int32, the texts' tokens one after another, as indices into `vocab`
+    lengths: np.ndarray    # int64, tokens per text
+
+    def __len__(self): return len(self.lengths)
+    @property
+    def offsets(self) -> np.ndarray:
+        "Where each text starts in `codes`, and where the last ends"
+        if getattr(self, '_offsets', None) is None or len(self._offsets) != len(self.lengths) + 1:
+            self._offsets = np.concatenate([[0], np.cumsum(self.lengths)])
+        return self._offsets
+    def __getitem__(self, i:int) -> list:
+        "Tokens of text `i`"
+        o = self.offsets
+        return [self.vocab[c] for c in self.codes[o[i]:o[i+1]].tolist()]
+
+    @classmethod
+    def from_lists(cls, toks:list) -> TokenizedTexts:
+        "From a list of token lists"
+        codes, uniq = pd.factorize(np.array([t for ts in toks for t in ts] or [''], dtype=object))
+        n = sum(map(len, toks))
+        return cls(uniq.tolist() if n else [], codes[:n].astype(np.int32), np.array([len(t) for t in toks], np.int64))
+
+    @classmethod
+    def concat(cls, parts:list) -> TokenizedTexts:
+        "Join `parts` (in order) into one, with a common `vocab`"
+        allv = [t for p in parts for t in p.vocab]
+        if not allv: return cls([], np.zeros(0, np.int32), np.concatenate([p.lengths for p in parts]))
+        gcodes, uniq = pd.factorize(np.array(allv, dtype=object))
+        offs = np.cumsum([0] + [len(p.vocab) for p in parts])
+        codes = np.concatenate([gcodes[o:o+len(p.vocab)][p.codes] for o, p in zip(offs, parts)]).astype(np.int32)
+        return cls(uniq.tolist(), codes, np.concatenate([p.lengths for p in parts]))
+
+def _is_imdb_tokenizer(tok) -> bool:
+    "Does `tok` tokenize exactly as `imdb_tokenizer()`, so that the fast path gives its tokens?"
+    return (type(tok.tok) is WordTok and not tok.tok.lower
+            and [getattr(r, '__name__', r) for r in tok.rules] == [r.__name__ for r in _fa_defaults.text_proc_rules])
+
+def _block_worker(texts): return TokenizedTexts(*_tokenize_block(texts))
+
+def fast_tokenize(texts,               # the texts (a list or a pandas Series of str)
+                  n_workers:int|None=None,  # processes (default fastai's `defaults.cpus`); 0 or 1: this process
+                  tok=None,            # a `Tokenizer`: `imdb_tokenizer()` (the default) takes the fast path, any other fastai's `tokenize_texts`
+                 ) -> TokenizedTexts:
+    "Tokenize `texts` exactly as `tok` (default `imdb_tokenizer()`) does one text at a time, in batches and in parallel"
+    texts = [str(t) for t in texts]
+    tok = ifnone(tok, imdb_tokenizer())
+    n_workers = ifnone(n_workers, _fa_defaults.cpus)
+    if not _is_imdb_tokenizer(tok) or any(_SEP in t or _NL in t for t in texts):
+        return TokenizedTexts.from_lists(list(tokenize_texts(texts, n_workers=n_workers, rules=tok.rules, tok=tok.tok)))
+    if n_workers <= 1 or len(texts) < 512: return _block_worker(texts)
+    step = -(-len(texts)//(4*n_workers))
+    blocks = [texts[i:i+step] for i in range(0, len(texts), step)]
+    ctx = multiprocessing.get_context('fork' if 'fork' in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex: parts = list(ex.map(_block_worker, blocks))
+    return TokenizedTexts.concat(parts)
+
+# %% ../nbs/00_data.ipynb #f87b53cc
+class _Ranked:
+    "Tokens and counts already in `Counter.most_common` order, for fastai's `make_vocab`"
+    def __init__(self, pairs): self.pairs = pairs
+    def most_common(self, n=None): return self.pairs[:n]
+
+def make_vocab_from_codes(tt:TokenizedTexts,   # tokenized texts
+                          train:np.ndarray,    # bool per text: the texts whose tokens are counted
+                          min_freq:int=3,      # rarer tokens are left out (become `xxunk`)
+                          max_vocab:int=60000, # most tokens kept, special tokens included
+                         ) -> list:
+    "fastai's `make_vocab` on the tokens of the `train` texts, counted in arrays: the vocabulary fastai builds from a `Counter`"
+    codes = tt.codes[np.repeat(np.asarray(train, bool), tt.lengths)]
+    first, order = pd.factorize(codes)            # tokens in order of first appearance: `Counter`'s insertion order
+    counts = np.bincount(first, minlength=len(order)) if len(order) else np.zeros(0, np.int64)
+    rank = np.argsort(-counts, kind='stable')     # `most_common`: by count, ties in insertion order
+    return make_vocab(_Ranked([(tt.vocab[order[i]], int(counts[i])) for i in rank]), min_freq=min_freq, max_vocab=max_vocab)
+
+def numericalize_codes(tt:TokenizedTexts, # tokenized texts
+                       vocab:list,        # a fastai vocabulary (`make_vocab`'s output)
+                      ) -> np.ndarray:
+    "Token ids of all of `tt`'s tokens, as fastai's `Numericalize(vocab)` gives them (unknown tokens: 0, `xxunk`)"
+    o2i = {v: k for k, v in enumerate(vocab) if v != 'xxfake'}
+    lut = np.array([o2i.get(t, 0) for t in tt.vocab] or [0], np.int64)
+    return lut[tt.codes]
+
+def _data_key(size, df) -> list:
+    "Checksums of the data `imdb_dls` reads: its files, or the DataFrame it is given"
+    if df is not None:
+        return ['df', hashlib.sha256(pd.util.hash_pandas_object(df[['text', 'label', 'is_valid']].astype(str), index=False).values.tobytes()).hexdigest()]
+    return [size] + [_file_sha256(p) for p in corpus_paths('imdb_sample' if size == 'sample' else 'imdb')]
+
+def _imdb_tokens(size, df, tok, n_workers, cache):
+    "Tokens, labels and split of IMDB (`size`) or `df`, from the token cache or tokenized now"
+    if df is None and size not in ('sample', 'full'): raise ValueError(f"size must be 'sample' or 'full', not {size!r}")
+    key = {'data': _data_key(size, df), 'tokenizer': _tok_signature(tok)}
+    def build():
+        d = get_imdb(size) if df is None else df
+        tt = fast_tokenize(d.text, n_workers=n_workers, tok=tok)
+        meta = {'tokens': tt.vocab, 'labels': [str(l) for l in d.label], 'is_valid': [bool(v) for v in d.is_valid]}
+        return {'codes': tt.codes, 'lengths': tt.lengths}, meta
+    arrays, meta = _cached('tokens', key, build, cache)
+    return TokenizedTexts(meta['tokens'], arrays['codes'], arrays['lengths']), meta['labels'], np.array(meta['is_valid'], bool), key
+
+def _imdb_ids(size, df, tok, n_workers, cache, max_vocab, min_freq):
+    "(vocab, ids, lengths, labels, is_valid) of IMDB: from the id cache, else from the tokens"
+    key = {'data': _data_key(size, df), 'tokenizer': _tok_signature(tok), 'max_vocab': max_vocab, 'min_freq': min_freq}
+    def build():
+        tt, labels, is_valid, _ = _imdb_tokens(size, df, tok, n_workers, cache)
+        vocab = make_vocab_from_codes(tt, ~is_valid, min_freq=min_freq, max_vocab=max_vocab)
+        ids = numericalize_codes(tt, vocab)
+        dtype = np.int32 if len(vocab) < 2**31 else np.int64
+        return {'ids': ids.astype(dtype), 'lengths': tt.lengths, 'is_valid': is_valid}, {'vocab': vocab, 'labels': labels}
+    arrays, meta = _cached('imdb_ids', key, build, cache)
+    return meta['vocab'], arrays['ids'], arrays['lengths'], meta['labels'], arrays['is_valid']
+
+# %% ../nbs/00_data.ipynb #7c759246
+class ReviewIds(Transform):
+    "An item index to its review's token ids (a numpy view of the cached ids); a text passes through to the tokenizer"
+    def __init__(self,
+                 ids:list, # one array of token ids per review
+                ):
+        self.ids = ids
+    def encodes(self, i:int): return self.ids[i]
+
+class ItemLabel(Transform):
+    "An item index to its label"
+    def __init__(self,
+                 labels:list, # one label per review
+                ):
+        self.labels = labels
+    def encodes(self, i:int): return self.labels[i]
+
+class IdsNumericalize(Numericalize):
+    "fastai's `Numericalize` on a given vocabulary, which lets token ids (a numpy array) through as they are"
+    def __init__(self, vocab:list): # a fastai vocabulary
+        super().__init__(vocab)
+        self.o2i = defaultdict(int, {v: k for k, v in enumerate(vocab) if v != 'xxfake'})  # as `Numericalize.setups` builds it
+    def encodes(self, o):
+        if isinstance(o, np.ndarray): return TensorText(torch.from_numpy(o.astype(np.int64)))
+        return TensorText(tensor([self.o2i[o_] for o_ in o]))
+
+def imdb_dls(size:str='sample',        # 'sample' (1,000 reviews) or 'full' (25,000 train + 25,000 test)
+             bs:int=64,                # batch size
+             seq_len:int=72,           # padding comes in chunks of `seq_len` (fastai's `Pad_Chunk`)
+             max_vocab:int=60000,      # most tokens in the vocabulary, special tokens included
+             min_freq:int=3,           # tokens seen fewer times in the training reviews become `xxunk`
+             max_len:int|None=None,    # keep only the first `max_len` tokens of each review
+             tok=None,                 # a fastai `Tokenizer`; default `imdb_tokenizer()`
+             cache:bool=True,          # read and write the token and id caches in `cache_dir()`
+             df:pd.DataFrame|None=None,# a DataFrame `text, label, is_valid` to use instead of `size`
+             n_workers:int|None=None,  # tokenizing processes (default fastai's `defaults.cpus`)
+             **kwargs                  # passed to fastai's `DataLoaders` (e.g. `device`, `val_bs`, `seed`)
+            ) -> DataLoaders:
+    "fastai classification DataLoaders on IMDB, validation = official test split, as fastai's `TextBlock` builds them"
+    tok = ifnone(tok, imdb_tokenizer())
+    vocab, ids, lengths, labels, is_valid = _imdb_ids(size, df, tok, n_workers, cache, max_vocab, min_freq)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    if max_len is not None: lengths = np.minimum(lengths, max_len)  # the vocabulary stays that of whole reviews
+    ids = [ids[a:a+n] for a, n in zip(starts.tolist(), lengths.tolist())]  # views of the cached array, one per review
+    train, valid = np.flatnonzero(~is_valid).tolist(), np.flatnonzero(is_valid).tolist()
+    text = TransformBlock(type_tfms=[tok, IdsNumericalize(vocab)], dl_type=SortedDL,
+                          dls_kwargs={'before_batch': Pad_Chunk(seq_len=seq_len)})
+    dblock = DataBlock(blocks=(text, CategoryBlock(vocab=sorted(set(labels)))),
+                       get_x=ReviewIds(ids), get_y=ItemLabel(labels), splitter=lambda _: (train, valid))
+    res = [{'res': lengths[train].tolist()}, {'val_res': lengths[valid].tolist()}]
+    return dblock.dataloaders(range(len(ids)), bs=bs, n_workers=0, dl_kwargs=res, **kwargs)
+
+# %% ../nbs/00_data.ipynb #a71dba6a
 class PretokenizedTokenizer(Tokenizer):
     "A df-mode fastai `Tokenizer` that skips `setups` when its DataFrame is already tokenized"
     def setups(self, dsets):
         if isinstance(getattr(dsets, 'items', None), pd.DataFrame) and f'{self.tok_text_col}_length' in dsets.items: return dsets
         return super().setups(dsets)
 
-def imdb_tokenizer():
-    "textkit's IMDB tokenizer: fastai's text rules with the regex word tokenizer"
-    return TextTokenizer(WordTok(), rules=_fa_defaults.text_proc_rules, detok=' '.join)
-
-def tokenize_imdb(df:pd.DataFrame, tok=None, cache:bool=True, n_workers:int|None=None, name:str='imdb'):
-    "Tokenize `df.text` with `tok` (default `imdb_tokenizer()`), caching the result on disk; returns (df, counter)"
+def tokenize_imdb(df:pd.DataFrame,            # a DataFrame with a `text` column
+                  tok=None,                   # a fastai `Tokenizer`; default `imdb_tokenizer()`
+                  n_workers:int|None=None,    # processes (default fastai's `defaults.cpus`)
+                 ):
+    "fastai's `tokenize_df` on `df.text`, the reference `fast_tokenize` matches: returns (tokenized df, counter)"
     tok = ifnone(tok, imdb_tokenizer())
-    key = hashlib.sha256(pd.util.hash_pandas_object(df[['text']], index=False).values.tobytes()
-                         + repr((type(tok.tok).__name__, vars(tok.tok), [r.__name__ for r in tok.rules])).encode()).hexdigest()[:16]
-    path = cache_dir()/'tokenized'/f'{name}_{key}.pkl'
-    if cache and path.exists():
-        try:
-            res = pd.read_pickle(path)
-            return res['df'], res['counter']
-        except Exception: path.unlink()  # unreadable cache: rebuild it
-    tdf, counter = tokenize_df(df, 'text', n_workers=ifnone(n_workers, _fa_defaults.cpus), rules=tok.rules, tok=tok.tok)
-    if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pd.to_pickle({'df': tdf, 'counter': counter}, path.with_suffix('.tmp'))
-        path.with_suffix('.tmp').replace(path)
-    return tdf, counter
+    return tokenize_df(df, 'text', n_workers=ifnone(n_workers, _fa_defaults.cpus), rules=tok.rules, tok=tok.tok)
 
-def imdb_dls(size:str='sample', bs:int=64, seq_len:int=72, max_vocab:int=60000, min_freq:int=3, max_len:int|None=None,
-             tok=None, cache:bool=True, df:pd.DataFrame|None=None, n_workers=None, **kwargs) -> DataLoaders:
-    "fastai classification DataLoaders on IMDB (`size` 'sample' or 'full'), validation = official test split"
-    df = get_imdb(size) if df is None else df
+def fastai_imdb_dls(df:pd.DataFrame,         # a DataFrame `text, label, is_valid`
+                    bs:int=64,               # batch size
+                    seq_len:int=72,          # padding chunk
+                    max_vocab:int=60000,     # most tokens in the vocabulary
+                    min_freq:int=3,          # rarer training tokens become `xxunk`
+                    max_len:int|None=None,   # keep the first `max_len` tokens of each review
+                    tok=None,                # a fastai `Tokenizer`; default `imdb_tokenizer()`
+                    n_workers:int|None=None, # tokenizing processes
+                    **kwargs                 # passed to fastai's `DataLoaders`
+                   ) -> DataLoaders:
+    "IMDB DataLoaders built the plain fastai way (`tokenize_df`, `TextBlock`, `DataBlock`): the reference `imdb_dls` matches"
     tok = ifnone(tok, imdb_tokenizer())
-    tdf, _ = tokenize_imdb(df, tok, cache=cache, n_workers=n_workers, name=f'imdb_{size}')
+    tdf, _ = tokenize_imdb(df, tok, n_workers=n_workers)
     counter = Counter(w for ws in tdf.text[~tdf.is_valid.astype(bool)] for w in ws)  # vocabulary from training reviews only
     if max_len is not None:
         tdf = tdf.assign(text=tdf.text.map(lambda o: o[:max_len]))
