@@ -540,9 +540,9 @@ def char_lm_dls(text:str,             # the corpus
                 seq_len:int=128,      # characters per row
                 min_freq:int=1,       # rarer characters become `xxunk`
                 device=None,          # where batches go
-                **kwargs              # passed to `lm_dls` (`max_vocab`, `cache`)
+                **kwargs
                ) -> LMDataLoaders:
-    "Character-level LM DataLoaders on `text` (last `valid_pct` held out)"
+    "Character-level LM DataLoaders on `text` (last `valid_pct` held out); `kwargs` go to `lm_dls` (`max_vocab`, `cache`)"
     return lm_dls(text, char_tokenizer(), 'char', valid_pct, bs, seq_len, min_freq, device=device, **kwargs)
 
 def word_lm_dls(text:str,             # the corpus
@@ -789,9 +789,9 @@ def imdb_dls(size:str='sample',        # 'sample' (1,000 reviews) or 'full' (25,
              cache:bool=True,          # read and write the token and id caches in `cache_dir()`
              df:pd.DataFrame|None=None,# a DataFrame `text, label, is_valid` to use instead of `size`
              n_workers:int|None=None,  # tokenizing processes (default fastai's `defaults.cpus`)
-             **kwargs                  # passed to fastai's `DataLoaders` (e.g. `device`, `val_bs`, `seed`)
+             **kwargs
             ) -> DataLoaders:
-    "fastai classification DataLoaders on IMDB, validation = official test split, as fastai's `TextBlock` builds them"
+    "fastai classification DataLoaders on IMDB, validation = official test split, as fastai's `TextBlock` builds them; `kwargs` go to `DataLoaders` (`device`, `val_bs`, `seed`...)"
     tok = ifnone(tok, imdb_tokenizer())
     vocab, ids, lengths, labels, is_valid = _imdb_ids(size, df, tok, n_workers, cache, max_vocab, min_freq)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
@@ -828,9 +828,9 @@ def fastai_imdb_dls(df:pd.DataFrame,         # a DataFrame `text, label, is_vali
                     max_len:int|None=None,   # keep the first `max_len` tokens of each review
                     tok=None,                # a fastai `Tokenizer`; default `imdb_tokenizer()`
                     n_workers:int|None=None, # tokenizing processes
-                    **kwargs                 # passed to fastai's `DataLoaders`
+                    **kwargs
                    ) -> DataLoaders:
-    "IMDB DataLoaders built the plain fastai way (`tokenize_df`, `TextBlock`, `DataBlock`): the reference `imdb_dls` matches"
+    "IMDB DataLoaders built the plain fastai way (`tokenize_df`, `TextBlock`, `DataBlock`): the reference `imdb_dls` matches; `kwargs` go to `DataLoaders`"
     tok = ifnone(tok, imdb_tokenizer())
     tdf, _ = tokenize_imdb(df, tok, n_workers=n_workers)
     counter = Counter(w for ws in tdf.text[~tdf.is_valid.astype(bool)] for w in ws)  # vocabulary from training reviews only
