@@ -218,10 +218,13 @@ def train_classifier(
     dls = imdb_dls(size, bs=bs, max_vocab=max_vocab, min_freq=min_freq, max_len=max_len)
     learn = classifier_learner(dls, arch, **kwargs)
     cbs = [TimeBudget(budget)] if budget else []
-    if show_progress: learn.fit_one_cycle(epochs, lr, cbs=cbs)
+    if show_progress:
+        learn.fit_one_cycle(epochs, lr, cbs=cbs)
+        learn.final_loss, learn.final_accuracy = learn.validate()
     else:
-        with learn.no_bar(): learn.fit_one_cycle(epochs, lr, cbs=cbs)
-    learn.final_loss, learn.final_accuracy = learn.validate()
+        with learn.no_bar():
+            learn.fit_one_cycle(epochs, lr, cbs=cbs)  # the table of metrics is still printed
+            learn.final_loss, learn.final_accuracy = learn.validate()
     if out is not None:
         out = Path(out).absolute()
         out.parent.mkdir(parents=True, exist_ok=True)
