@@ -37,6 +37,8 @@ def atomic_dir(path):
     tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
     try:
         yield tmp
+        mask = os.umask(0); os.umask(mask)   # mkdtemp and some writers make private files: give them the usual modes
+        for f in [tmp, *tmp.rglob('*')]: f.chmod((0o777 if f.is_dir() else 0o666) & ~mask)
         old = None
         if path.exists():
             if not path.is_dir(): raise FileExistsError(f"{path} exists and is not a directory")

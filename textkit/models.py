@@ -147,8 +147,11 @@ def card_markdown(config:dict) -> str:
     d = config.get('data') or {}
     if d: lines.append(f"- **data**: {d.get('description', d.get('name'))}" + (f" ({d['source']})" if d.get('source') else '') +
                        ''.join(f"; `{f['file']}` sha256 `{f['sha256']}`" for f in d.get('files', []) if f.get('sha256')))
-    for k in ('split', 'training', 'cpu', 'baseline', 'slice', 'storage'):
+    for k in ('split', 'training', 'cpu', 'baseline', 'storage'):
         if card.get(k): lines.append(f"- **{k}**: {card[k]}")
+    if isinstance(card.get('slice'), dict) and 'value' in card['slice']:
+        sl = card['slice']
+        lines.append(f"- **fixed slice**: {sl.get('metric', 'metric')} {sl['value']:.4f}, {sl.get('description', sl)}")
     if config.get('command'): lines.append(f"- **command**: `{config['command']}`")
     if config.get('metrics'):
         lines += ['', '| held-out metric | value |', '| --- | --- |'] + [f"| {k} | {_fmt(v)} |" for k, v in config['metrics'].items()]

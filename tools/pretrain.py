@@ -108,6 +108,15 @@ def train_clf_recipe(name, r):
                 train_reviews=len(dls.train_ds), test_reviews=len(dls.valid_ds))
     return learn, metrics, info
 
+def _with_baseline(metrics):
+    "Word-level metrics with the bigram baseline as a metric and as a sentence for the card"
+    b = metrics.pop('bigram_baseline')
+    metrics['bigram_baseline_perplexity'] = b['perplexity']
+    metrics['baseline'] = (f"interpolated bigram model on the same split and vocabulary, l*P(w|v) + (1-l)*P_add1(w) with "
+                           f"l={b['lam']:g} chosen on the held-out text itself (which favours the baseline): held-out perplexity "
+                           f"{b['perplexity']:.2f} (add-one unigram: {b['unigram_perplexity']:.2f})")
+    return metrics
+
 def save_raw(learn, name, r, metrics, info, command, raw_dir):
     "A first copy, independent of `textkit.models`: state_dict in safetensors, everything else in JSON"
     from safetensors.torch import save_file
@@ -128,6 +137,72 @@ def save_raw(learn, name, r, metrics, info, command, raw_dir):
                                                      metrics=metrics, info=info, command=command), ensure_ascii=False, indent=1, default=str),
                                      encoding='utf-8')
 
+SLICES = {'quijote': dict(kind='corpus_tail', corpus='quijote', chars=20_000),
+          'moliere': dict(kind='corpus_tail', corpus='moliere', chars=20_000),
+          'don_mendo': dict(kind='corpus_tail', corpus='don_mendo', chars=10_000),
+          'imdb': dict(kind='imdb_test_every', every=125)}
+TITLES = {'quijote': 'Quijote character LSTM', 'moliere': 'Molière character LSTM', 'don_mendo': 'Don Mendo word LSTM',
+          'imdb': 'IMDB sentiment classifier (bidirectional GRU)'}
+
+def _slice_text(name, sl):
+    if sl['kind'] == 'corpus_tail':
+        return (f"perplexity on the last {sl['chars']:,} characters of the corpus (inside the held-out 10%), read as one "
+                f"stream with the state carried (`textkit.models.slice_metric`)")
+    return (f"accuracy on every {sl['every']}th review of the official test split ({25_000//sl['every']} reviews, whole "
+            f"reviews, `textkit.models.slice_metric`)")
+
+def save_pretrained(learn, name, r, metrics, info, command, out=None):
+    "Save `learn` as pretrained model `name`: half precision if the slice metric moves by less than 0.5%, with its card"
+    import tempfile
+    from textkit.models import save_model, load_model, slice_metric, PRETRAINED
+    out = Path(out or ROOT/'textkit'/'pretrained'/name)
+    sl = dict(SLICES[name])
+    data = r['corpus'] if r['kind'] == 'lm' else 'imdb'
+    m32 = slice_metric(learn, sl)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_model(learn, Path(tmp)/'m', data=data, dtype='float16')
+        m16 = slice_metric(load_model(Path(tmp)/'m'), sl)
+    rel = abs(m16 - m32)/abs(m32)
+    dtype = 'float16' if rel < 0.005 else 'float32'
+    sl.update(metric='perplexity' if r['kind'] == 'lm' else 'accuracy', value=m16 if dtype == 'float16' else m32,
+              description=_slice_text(name, sl))
+    if r['kind'] == 'lm':
+        split = (f"the last 10% of the {r['level']} tokens held out ({info['heldout_tokens']:,} tokens; "
+                 f"{info['train_tokens']:,} for training)")
+        held = (f"held-out metrics over all the held-out tokens, cut into {min(64, r['bs'])} streams with the state carried "
+                f"along each")
+    else:
+        split = f"official IMDB split: {info['train_reviews']:,} training reviews, {info['test_reviews']:,} test reviews"
+        held = f"accuracy on all {info['test_reviews']:,} test reviews (first {r['max_len']} tokens of each)"
+    card = dict(title=TITLES[name], summary=PRETRAINED[name][0].upper() + PRETRAINED[name][1:] + '; ' + held + '.', split=split,
+                training=', '.join(f"{k}={v}" for k, v in r.items() if k != 'kind'),
+                cpu=f"{info['train_cpu_s']:.0f} CPU s of training ({info['steps']:,} steps, one torch thread, on a shared machine)",
+                storage=f"{dtype} (slice metric {m32:.4f} in float32, {m16:.4f} from float16 storage)",
+                slice=sl, **({'baseline': metrics['baseline']} if 'baseline' in metrics else {}))
+    save_model(learn, out, data=data, metrics={k: v for k, v in metrics.items() if k != 'baseline'}, command=command,
+               dtype=dtype, card=card)
+    return out
+
+def learner_from_raw(raw_dir):
+    "Rebuild the Learner of a raw copy (written by `save_raw`), and its recipe, metrics, info and command"
+    from safetensors.torch import load_file
+    from textkit.lm import LanguageModel, lm_learner, codec_dls
+    from textkit.classifier import TextClassifier, classifier_learner
+    from textkit.models import classifier_dls
+    from textkit.data import imdb_tokenizer
+    meta = json.loads((Path(raw_dir)/'meta.json').read_text(encoding='utf-8'))
+    sd, r = load_file(str(Path(raw_dir)/'model.safetensors')), meta['recipe']
+    if r['kind'] == 'lm':
+        dls = codec_dls(meta['vocab'], meta['extra']['level'], meta['extra']['lower'])
+        learn = lm_learner(dls); learn.model = LanguageModel(**meta['model'])
+        if meta['model'].get('tie_weights'): sd['decoder.weight'] = sd['encoder.weight']
+    else:
+        tok = imdb_tokenizer()
+        dls = classifier_dls(meta['vocab'], meta['extra']['labels'], dict(level='word', lower=False, rules=[f.__name__ for f in tok.rules]))
+        learn = classifier_learner(dls); learn.model = TextClassifier(**meta['model'])
+    learn.model.load_state_dict(sd)
+    return learn, r, meta['metrics'], meta['info'], meta['command']
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('names', nargs='+', choices=list(RECIPES), help='models to retrain, one after the other')
@@ -135,9 +210,15 @@ def main(argv=None):
     p.add_argument('--raw', default=str(ROOT/'_train'), help='folder for a first raw copy of each run (weights + JSON)')
     p.add_argument('--budget', type=float, default=None, help='override the recipe budget in CPU seconds (quick checks)')
     p.add_argument('--epochs', type=int, default=None, help='override the recipe epochs (quick checks)')
+    p.add_argument('--from-raw', action='store_true', help='do not train: package the raw copies already in --raw')
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     for name in a.names:
+        if a.from_raw:
+            learn, r, metrics, info, command = learner_from_raw(Path(a.raw)/name)
+            if 'bigram_baseline' in metrics: metrics = _with_baseline(metrics)
+            print(f"== {name}: saved to {save_pretrained(learn, name, r, metrics, info, command, a.out)}", flush=True)
+            continue
         r = dict(RECIPES[name])
         if a.budget is not None: r['budget'] = a.budget
         if a.epochs is not None: r['epochs'] = a.epochs
@@ -147,10 +228,7 @@ def main(argv=None):
         learn, metrics, info = (train_lm_recipe if r['kind'] == 'lm' else train_clf_recipe)(name, r)
         print(f"== {name}: {metrics} {info}", flush=True)
         save_raw(learn, name, r, metrics, info, command, Path(a.raw)/name)
-        try:
-            from textkit.models import save_pretrained
-            out = save_pretrained(learn, name, r, metrics, info, command, a.out)
-            print(f"== {name}: saved to {out}", flush=True)
-        except Exception as e: print(f"== {name}: raw copy only in {Path(a.raw)/name} ({type(e).__name__}: {e})", flush=True)
+        if 'bigram_baseline' in metrics: metrics = _with_baseline(metrics)
+        print(f"== {name}: saved to {save_pretrained(learn, name, r, metrics, info, command, a.out)}", flush=True)
 
 if __name__ == '__main__': main()
