@@ -1,18 +1,37 @@
-# `make test`: every notebook with nbdev-test, then pytest.
-# Corpora come from TEXTKIT_DATA (default: ../shared/data beside the repository).
+# `make demo` and `make test` from the repository root, on a fresh machine: each creates (or reuses) the project's
+# virtual environment $(VENV) and installs textkit into it with the constraints, so they work where the system pip
+# refuses to install (PEP 668). Corpora come from TEXTKIT_DATA (default: ../shared/data beside the repository, if any;
+# otherwise textkit's cache, downloading on first use).
 TEXTKIT_DATA ?= $(abspath ../shared/data)
 export TEXTKIT_DATA
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.textkit-installed
 
-.PHONY: test test-slow readme
+.PHONY: venv demo test test-slow readme
+
+# (re)install when the environment is new or the dependencies changed
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# pretrained models first (seconds), then a small model trained live for a fixed number of steps
+demo: $(STAMP)
+	$(BIN)/textkit demo
+
 # nbdev-test runs notebooks in parallel, one per core: one torch thread each avoids oversubscription,
 # which slows recurrent training many times over on a 2-core machine.
-test:
-	OMP_NUM_THREADS=1 nbdev-test
-	pytest -q
+test: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/nbdev-test
+	$(BIN)/python -m pytest -q
 
 # Full-size runs of the notebooks (cells marked `#| slow`)
-test-slow:
-	OMP_NUM_THREADS=1 nbdev-test --flags slow
+test-slow: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --flags slow
 
 readme:
 	python tools/make_readme.py

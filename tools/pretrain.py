@@ -19,6 +19,7 @@ from fastai.torch_core import set_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+import textkit.models  # before any model is built: models record their constructor arguments (`.config`)
 
 # The recipes. Everything a run does is here, so the card can state it.
 RECIPES = {
