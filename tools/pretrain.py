@@ -212,9 +212,19 @@ def main(argv=None):
     p.add_argument('--budget', type=float, default=None, help='override the recipe budget in CPU seconds (quick checks)')
     p.add_argument('--epochs', type=int, default=None, help='override the recipe epochs (quick checks)')
     p.add_argument('--from-raw', action='store_true', help='do not train: package the raw copies already in --raw')
+    p.add_argument('--resave', action='store_true', help='do not train: load the shipped model and save it again with this '
+                   "textkit (e.g. after constructor arguments were renamed), keeping its card, metrics and command")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     for name in a.names:
+        if a.resave:
+            from textkit.models import load_pretrained, save_model
+            learn = load_pretrained(name)
+            c = learn.model_config
+            out = save_model(learn, a.out or ROOT/'textkit'/'pretrained'/name, data=c['data'], metrics=c['metrics'],
+                             command=c['command'], dtype=c['weights']['dtype'], card=c['card'])
+            print(f"== {name}: saved again to {out}", flush=True)
+            continue
         if a.from_raw:
             learn, r, metrics, info, command = learner_from_raw(Path(a.raw)/name)
             if 'bigram_baseline' in metrics: metrics = _with_baseline(metrics)
