@@ -197,7 +197,9 @@ _REVIEWS = ["A wonderful film, moving and beautifully acted. I loved every minut
 def demo_pretrained(n:int=200, seed:int=0) -> dict:
     "Generate with the pretrained language models and label two reviews with the pretrained classifier"
     learners = {}
-    for name in progress_bar(list(PRETRAINED), comment='loading the pretrained models'): learners[name] = load_model(pretrained_dir(name))
+    pb = progress_bar(list(PRETRAINED), leave=True)
+    pb.comment = 'loading the pretrained models'
+    for name in pb: learners[name] = load_model(pretrained_dir(name))
     out = {}
     for name, prompts in _PROMPTS.items():
         m = learners[name].model_config['metrics']
@@ -234,7 +236,7 @@ def demo_live(epochs:int=3,             # epochs over the training text: a fixed
         with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, 1e-2, cbs=StepBar('training'))
         cpu = time.process_time() - c0
         ppl = text_perplexity(learn, text[dls.split:])  # the held-out characters, read as one stream
-        print(f"held-out perplexity {ppl:.3f} after {steps} steps ({cpu:.0f} CPU s)")
+        print(f"\nheld-out perplexity {ppl:.3f} after {steps} steps ({cpu:.0f} CPU s)")
         samples = {p: learn.generate(p, n, temperature=0.7, seed=_prompt_seed(seed, p)) for p in _PROMPTS['quijote']}
         for p, t in samples.items(): print(f"--- {p!r}:\n{t}")
         if out is not None: save_model(learn, out, data='quijote', metrics=dict(perplexity=ppl), command=_command())
