@@ -7,7 +7,7 @@ from fastai.text.data import pad_chunk
 from fastai.torch_core import set_seed
 from textkit.data import imdb_dls
 from textkit.lm import ARCHS
-from textkit.classifier import (TextClassifier, classifier_learner, right_pad, recurrent_layer, predict_texts,
+from textkit.classifier import (TextClassifier, classifier_learner, right_pad, recurrent_layer,
                                 train_classifier, POOLS)
 
 torch.set_num_threads(1)
@@ -121,18 +121,10 @@ def test_export_round_trip(learn, tmp_path):
         p1, _ = learn.get_preds(dl=learn.dls.test_dl(texts))
         p2, _ = back.get_preds(dl=back.dls.test_dl(texts))
     assert torch.equal(p1, p2)
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter('always')
-        df = predict_texts(tmp_path/'clf.pkl', texts)
-    assert torch.equal(torch.tensor(df.probability.values), p1.max(1).values)
-    assert list(df.label) == [learn.dls.vocab[1][i] for i in p1.argmax(1)]
-    assert sum('no word in the model' in str(x.message) for x in w) == 1  # the two texts with no known word, one warning
-    assert len(predict_texts(tmp_path/'clf.pkl', [])) == 0
 
-def test_train_classifier_budget_and_export(tmp_path):
-    learn = train_classifier('imdb_sample', 'rnn', epochs=50, budget=1, max_len=40, emb_sz=8, hidden_sz=8,
-                             out=tmp_path/'m.pkl', show_progress=False)
-    assert learn.epoch < 49 and (tmp_path/'m.pkl').exists() and 0 <= learn.final_accuracy <= 1
+def test_train_classifier_budget(tmp_path):
+    learn = train_classifier('imdb_sample', 'rnn', epochs=50, budget=1, max_len=40, emb_sz=8, hidden_sz=8, show_progress=False)
+    assert learn.epoch < 49 and 0 <= learn.final_accuracy <= 1
     with pytest.raises(ValueError, match="'imdb_sample', 'imdb'"): train_classifier('imdb_small')
 
 @pytest.mark.parametrize('bidirectional', [False, True])

@@ -1,4 +1,4 @@
-"""`TextClassifier` (RNN, LSTM or GRU, bidirectional, pooling, head), its fastai `Learner`, training within a time budget, and prediction from an exported model.
+"""`TextClassifier` (RNN, LSTM or GRU, bidirectional, pooling, head), its fastai `Learner`, and training within a time budget.
 
 Docs: https://textkit.github.io/textkit/classifier.html.md"""
 
@@ -6,27 +6,25 @@ Docs: https://textkit.github.io/textkit/classifier.html.md"""
 
 # %% ../nbs/04_classifier.ipynb #c461b71e
 from __future__ import annotations
-import functools, inspect, warnings
-from pathlib import Path
+import functools, inspect
 
-import pandas as pd, torch
+import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from torch.func import functional_call
 from fastcore.basics import ifnone
 from fastai.torch_core import Module, set_seed
-from fastai.learner import Learner, load_learner
+from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 import fastai.callback.schedule, fastai.callback.progress  # fit_one_cycle, lr_find, progress bars
-from fastai.text.core import defaults as _fa_defaults
 from .data import imdb_dls
 from .callbacks import TimeBudget
 from .lm import rnn_class, check_choice, deprecated_kwargs, delegates_kwargs, constructor_args  # the same checks and layer classes as the language models
 
 # %% auto #0
 __all__ = ['POOLS', 'ACTS', 'right_pad', 'recurrent_layer', 'reverse_within', 'fused_unpacked', 'TextClassifier',
-           'classifier_learner', 'train_classifier', 'predict_texts']
+           'classifier_learner', 'train_classifier']
 
 # %% ../nbs/04_classifier.ipynb #4e4cdbaf
 POOLS = ('last', 'max', 'mean', 'concat')
@@ -209,10 +207,9 @@ def train_classifier(
     max_len:int|None=400,     # keep the first `max_len` tokens of each review
     seed:int|None=42,         # seed of weights and batches
     show_progress:bool=True,  # fastai's progress bar (the table of metrics is printed either way)
-    out:str|Path|None=None,   # export the trained `Learner` to this file
     **kwargs,
 ) -> Learner:
-    "Train a sentiment classifier on IMDB, validate it on the official test split, export it to `out`; `kwargs` go to `classifier_learner`"
+    "Train a sentiment classifier on IMDB and validate it on the official test split; `kwargs` go to `classifier_learner`"
     size = _DATA[check_choice('data', data, tuple(_DATA))]
     if seed is not None: set_seed(seed, reproducible=True)
     dls = imdb_dls(size, bs=bs, max_vocab=max_vocab, min_freq=min_freq, max_len=max_len)
@@ -225,28 +222,4 @@ def train_classifier(
         with learn.no_bar():
             learn.fit_one_cycle(epochs, lr, cbs=cbs)  # the table of metrics is still printed
             learn.final_loss, learn.final_accuracy = learn.validate()
-    if out is not None:
-        out = Path(out).absolute()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        learn.export(out)
     return learn
-
-# %% ../nbs/04_classifier.ipynb #37226b7d
-def predict_texts(
-    model_path:str|Path,  # a model written by `Learner.export` / `train_classifier(out=...)`
-    texts,                # one text or a list of texts
-    bs:int=64,            # batch size
-) -> pd.DataFrame:
-    "Label of each text and its probability: DataFrame `text, label, probability`"
-    learn = load_learner(model_path, cpu=True)
-    texts = [texts] if isinstance(texts, str) else list(texts)
-    if not texts: return pd.DataFrame({'text': [], 'label': [], 'probability': []})
-    dl = learn.dls.test_dl(texts, bs=bs)
-    with learn.no_bar(): probs, _ = learn.get_preds(dl=dl)
-    vocab, labels = learn.dls.vocab
-    special = torch.tensor([i for i, t in enumerate(vocab) if t in _fa_defaults.text_spec_tok or t == 'xxunk'])
-    blind = [t for t, (x,) in zip(texts, dl.dataset) if torch.isin(x, special).all()]
-    if blind: warnings.warn(f"{len(blind)} text(s) have no word in the model's vocabulary, e.g. {blind[0][:40]!r}: "
-                            "their label reflects only the model's bias")
-    p, i = probs.max(1)
-    return pd.DataFrame({'text': texts, 'label': [labels[j] for j in i], 'probability': p.numpy()})
