@@ -83,7 +83,7 @@ def lm_train(
 ):
     "Train a language model on a corpus and save it"
     learn = train_lm(corpus, level, arch, epochs=epochs, lr=lr, bs=bs, seq_len=seq_len, hidden_sz=hidden_sz, emb_sz=emb_sz,
-                     n_layers=n_layers, dropout=dropout, wd=wd, impl=impl, max_chars=max_chars, budget=budget,
+                     n_layers=n_layers, input_p=dropout, hidden_p=dropout, output_p=dropout, wd=wd, impl=impl, max_chars=max_chars, budget=budget,
                      seed=seed, schedule=schedule, opt_func=_torch_adam if torch_adam else Adam)
     r = learn.recorder
     metrics = dict(zip(r.metric_names[2:-1], map(float, r.values[-1][1:]))) if r.values else {}
@@ -177,7 +177,9 @@ def embeddings(
 class StepBar(Callback):
     "One progress bar over all the training steps of a fit (in place of fastai's bar per epoch and table)"
     order = 60
-    def __init__(self, comment:str=''): self.comment = comment
+    def __init__(self,
+        comment:str='',  # the bar's label
+    ): self.comment = comment
     def before_fit(self):
         self.pb = progress_bar(range(self.n_epoch*len(self.dls.train)), leave=True)
         self.pb.comment = self.comment
@@ -194,7 +196,10 @@ def _prompt_seed(seed:int, prompt:str) -> int:
 _REVIEWS = ["A wonderful film, moving and beautifully acted. I loved every minute of it.",
             "A boring, stupid mess. The worst movie I have seen in years."]
 
-def demo_pretrained(n:int=200, seed:int=0) -> dict:
+def demo_pretrained(
+    n:int=200,   # characters (or words) generated per model
+    seed:int=0,  # sampling seed
+) -> dict:
     "Generate with the pretrained language models and label two reviews with the pretrained classifier"
     learners = {}
     pb = progress_bar(list(PRETRAINED), leave=True)
@@ -267,7 +272,9 @@ def _usage(cmds, prefix='textkit'):
     return f"usage: {prefix} {{{','.join(cmds)}}} ...\n" + '\n'.join(
         f"  {k:<10} {(v.__doc__ or '') if callable(v) else 'subcommands: ' + ', '.join(v)}" for k, v in cmds.items())
 
-def main(argv:list|None=None):
+def main(
+    argv:list|None=None,  # the arguments (default `sys.argv[1:]`)
+):
     "Run the `textkit` command line on `argv` (default `sys.argv[1:]`)"
     argv, cmds, prog = list(sys.argv[1:] if argv is None else argv), COMMANDS, 'textkit'
     _ARGV[:] = argv

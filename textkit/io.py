@@ -24,13 +24,18 @@ FORMAT_VERSION = 1  # bumped when a change cannot be read by an older textkit
 
 class ModelFormatError(ValueError):
     "A model file that textkit cannot load: the message names the file (`.path`) and what is wrong"
-    def __init__(self, path, msg:str):
+    def __init__(self,
+        path,      # the file (or directory) that cannot be loaded
+        msg:str,   # what is wrong with it
+    ):
         self.path = Path(path)
         super().__init__(f"{path}: {msg}")
 
 # %% ../nbs/09_io.ipynb #e71ff8dd
 @contextlib.contextmanager
-def atomic_dir(path):
+def atomic_dir(
+    path,  # the directory to write: replaced only once the block succeeds
+):
     "Context manager yielding a temporary directory that replaces `path` when the block ends without error"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,13 +56,18 @@ def atomic_dir(path):
         raise
 
 # %% ../nbs/09_io.ipynb #94b6ad5b
-def write_json(path, obj) -> Path:
+def write_json(
+    path,  # the file to write
+    obj,   # a JSON-able object
+) -> Path:
     "Write `obj` as UTF-8 JSON (accents kept readable) to `path`"
     path = Path(path)
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + '\n', encoding='utf-8')
     return path
 
-def read_json(path) -> dict:
+def read_json(
+    path,  # a JSON file
+) -> dict:
     "The JSON object in `path`, or a `ModelFormatError` saying the file is missing or not valid JSON"
     path = Path(path)
     if not path.is_file(): raise ModelFormatError(path, "missing file")
@@ -69,7 +79,12 @@ def read_json(path) -> dict:
 # %% ../nbs/09_io.ipynb #e5f2bd8f
 def _key(t): return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
 
-def save_tensors(path, state:dict, dtype:torch.dtype|None=None, metadata:dict|None=None) -> Path:
+def save_tensors(
+    path,                         # the safetensors file to write
+    state:dict,                   # name -> tensor (a `state_dict`)
+    dtype:torch.dtype|None=None,  # cast floating-point tensors to this (e.g. `torch.float16`)
+    metadata:dict|None=None,      # strings kept in the file's header
+) -> Path:
     "Write the tensors of `state` to the safetensors file `path`; shared tensors once, floats cast to `dtype` if given"
     seen, tensors, aliases = {}, {}, {}
     for k, t in state.items():
@@ -100,7 +115,9 @@ def _sniff(path:Path) -> str|None:
     if n > size - 8: return f"truncated or corrupt weights (a header of {n:,} bytes in a file of {size:,})"
     return None
 
-def load_tensors(path) -> tuple:
+def load_tensors(
+    path,  # a safetensors file
+) -> tuple:
     "`(tensors, metadata)` of the safetensors file `path`: aliases resolved, a `ModelFormatError` for a missing, pickled or corrupt file"
     path = Path(path)
     if not path.is_file(): raise ModelFormatError(path, "missing file")
@@ -119,7 +136,11 @@ def load_tensors(path) -> tuple:
     return tensors, meta
 
 # %% ../nbs/09_io.ipynb #ebadc7b9
-def load_state(model:nn.Module, tensors:dict, path) -> nn.Module:
+def load_state(
+    model:nn.Module,  # the model to fill
+    tensors:dict,     # name -> tensor, from `load_tensors`
+    path,             # the file they came from, named by the error
+) -> nn.Module:
     "Copy `tensors` into `model` (cast to its dtypes); a `ModelFormatError` naming `path` lists whatever does not fit"
     own = model.state_dict()
     missing = [k for k in own if k not in tensors]
@@ -134,7 +155,10 @@ def load_state(model:nn.Module, tensors:dict, path) -> nn.Module:
     return model
 
 # %% ../nbs/09_io.ipynb #e8991427
-def check_format(config:dict, path) -> dict:
+def check_format(
+    config:dict,  # a model's `config.json`
+    path,         # its file, named by the error
+) -> dict:
     "`config` if it is a textkit model config this textkit can read, else a `ModelFormatError` naming `path`"
     if config.get('format') != FORMAT: raise ModelFormatError(path, f"not a textkit model config (format={config.get('format')!r})")
     v = config.get('format_version')
@@ -144,7 +168,12 @@ def check_format(config:dict, path) -> dict:
                                      f"{config.get('textkit_version', '?')}; upgrade textkit to load it")
     return config
 
-def check_vocab(vocab:list, n_rows:int, path, what:str='the embedding') -> list:
+def check_vocab(
+    vocab:list,                # the saved tokens
+    n_rows:int,                # rows of the matrix they index
+    path,                      # the file, named by the error
+    what:str='the embedding',  # the matrix, named by the error
+) -> list:
     "`vocab` if it has one token per row of `what` (`n_rows`), all distinct strings; else a `ModelFormatError`"
     if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
         raise ModelFormatError(path, "the vocabulary must be a list of strings")
@@ -154,7 +183,10 @@ def check_vocab(vocab:list, n_rows:int, path, what:str='the embedding') -> list:
     if len(set(real)) != len(real): raise ModelFormatError(path, "the vocabulary repeats tokens")
     return vocab
 
-def sha256_file(path, chunk:int=1<<20) -> str:
+def sha256_file(
+    path,              # any file
+    chunk:int=1<<20,   # bytes read at a time
+) -> str:
     "Hex SHA-256 of the file `path`"
     h = hashlib.sha256()
     with open(path, 'rb') as f:

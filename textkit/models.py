@@ -47,7 +47,9 @@ def _record_config(cls):
 
 for _c in MODEL_CLASSES.values(): _record_config(_c)
 
-def model_config(model) -> dict:
+def model_config(
+    model,  # a `LanguageModel` or `TextClassifier`
+) -> dict:
     "Class name and constructor arguments of `model`, from its `.config` dict"
     name = type(model).__name__
     if MODEL_CLASSES.get(name) is not type(model): raise TypeError(f"save_model knows {', '.join(MODEL_CLASSES)}, not {name}")
@@ -65,7 +67,9 @@ def _find_tokenizer(dls):
             if isinstance(t, _text_core.Tokenizer): return t
     raise TypeError("No fastai Tokenizer in these DataLoaders")
 
-def tokenizer_config(dls) -> dict:
+def tokenizer_config(
+    dls,  # the DataLoaders the model was trained on
+) -> dict:
     "JSON settings that rebuild the tokenizer of `dls` (textkit's LM or IMDB DataLoaders)"
     if isinstance(dls, LMDataLoaders):
         t = dls.tok.tok
@@ -82,7 +86,8 @@ def tokenizer_config(dls) -> dict:
 def classifier_dls(vocab:list,   # the token vocabulary, `xxpad` included
                    labels:list,  # the class names, in the model's output order
                    tokenizer:dict, # settings from `tokenizer_config`
-                   bs:int=64):
+                   bs:int=64,      # batch size of `test_dl`
+                  ):
     "Classification `DataLoaders` without data: the tokenizer, vocabulary and labels that prediction needs"
     bad = [r for r in tokenizer.get('rules', []) if r not in _RULES]
     if bad: raise ValueError(f"Unknown tokenizer rules {bad}: textkit rebuilds only fastai's default rules")
@@ -135,7 +140,9 @@ def save_model(learn:Learner,          # a textkit language-model or classifier 
 # %% ../nbs/10_models.ipynb #ec016c46
 def _fmt(v): return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-def card_markdown(config:dict) -> str:
+def card_markdown(
+    config:dict,  # a model's `config.json`
+) -> str:
     "A model card (markdown) from a model's `config.json`"
     card, m = config.get('card') or {}, config['model']
     lines = [f"# {card.get('title', m['class'])}", '']
@@ -167,7 +174,9 @@ def _check_dls_vocab(path, vocab, dls):
     raise ModelFormatError(path, f"the saved vocabulary ({len(vocab):,} tokens) differs from the DataLoaders' ({len(mine):,}): "
                                  f"first difference at index {i}")
 
-def read_config(path) -> dict:
+def read_config(
+    path,  # a model directory (or, wrongly, a file: it is sniffed, never unpickled)
+) -> dict:
     "The checked `config.json` of model directory `path`"
     path = Path(path)
     if path.is_file():
@@ -188,8 +197,9 @@ def _sniff_model_file(path:Path) -> str:
 
 def load_model(path,                  # a directory written by `save_model`
                dls=None,              # DataLoaders to train further on: must have the saved vocabulary
-               **kwargs) -> Learner:  # passed to `lm_learner` / `classifier_learner` (`metrics`, `cbs`, `wd`, ...)
-    "A `Learner` rebuilt from the directory `save_model` wrote: ready to generate or predict, and to train on `dls`"
+               **kwargs,
+              ) -> Learner:
+    "A `Learner` rebuilt from the directory `save_model` wrote (`kwargs` go to `lm_learner` / `classifier_learner`): ready to generate or predict, and to train on `dls`"
     path = Path(path)
     cfg = read_config(path)
     cj = path/'config.json'
@@ -219,7 +229,8 @@ def load_model(path,                  # a directory written by `save_model`
 # %% ../nbs/10_models.ipynb #7f84555c
 def label_texts(learn:Learner, # a classifier `Learner`
                 texts,         # one text or a list of texts
-                bs:int=64) -> pd.DataFrame:
+                bs:int=64,     # batch size
+               ) -> pd.DataFrame:
     "Label of each text and its probability: DataFrame `text, label, probability`"
     texts = [texts] if isinstance(texts, str) else list(texts)
     if not texts: return pd.DataFrame({'text': [], 'label': [], 'probability': []})
@@ -241,16 +252,23 @@ PRETRAINED = {
     'imdb': 'bidirectional GRU sentiment classifier on IMDB reviews (English)',
 }
 
-def pretrained_dir(name:str) -> Path:
+def pretrained_dir(
+    name:str,  # a name in `PRETRAINED`
+) -> Path:
     "Directory of the pretrained model `name` inside the installed package"
     if name not in PRETRAINED: raise ValueError(f"Unknown pretrained model {name!r}: choose one of {', '.join(PRETRAINED)}")
     return Path(str(resources.files('textkit')/'pretrained'/name))
 
-def load_pretrained(name:str, **kwargs) -> Learner:
+def load_pretrained(
+    name:str,  # a name in `PRETRAINED`
+    **kwargs,
+) -> Learner:
     "The pretrained model `name` ('quijote', 'moliere', 'don_mendo', 'imdb') as a ready `Learner`; no download"
     return load_model(pretrained_dir(name), **kwargs)
 
-def resolve_model(spec) -> Path:
+def resolve_model(
+    spec,  # a model directory, or the name of a pretrained model
+) -> Path:
     "A model directory from `spec`: a path to one, or the name of a pretrained model"
     p = Path(spec)
     if not p.exists() and str(spec) in PRETRAINED: return pretrained_dir(str(spec))
@@ -260,7 +278,8 @@ def resolve_model(spec) -> Path:
 @torch.no_grad()
 def text_perplexity(learn:Learner, # a language-model `Learner`
                     text:str,      # text to score, read as one stream
-                    seq_len:int=128) -> float:
+                    seq_len:int=128, # tokens per forward call (the state is carried between them)
+                   ) -> float:
     "Perplexity of `learn`'s language model on `text`, state carried from chunk to chunk"
     ids = learn.dls.encode(text).long()
     if len(ids) < 2: raise ValueError("text_perplexity needs at least two tokens")
@@ -272,7 +291,10 @@ def text_perplexity(learn:Learner, # a language-model `Learner`
     model.reset()
     return math.exp(tot/y.numel())
 
-def slice_metric(learn:Learner, slice:dict) -> float:
+def slice_metric(
+    learn:Learner,  # a loaded model
+    slice:dict,     # the fixed slice its card names (`config['card']['slice']`)
+) -> float:
     "The metric a card's `slice` describes, recomputed for `learn`"
     if slice['kind'] == 'corpus_tail':
         return text_perplexity(learn, get_corpus(slice['corpus'])[-slice['chars']:])
