@@ -50,4 +50,4 @@ docs: $(DOCS_STAMP)
 # would miss (tools/check_docs.py). `make docs-check PAGES=cells.html` (a glob: 'tutorials/*') checks those pages only.
 PAGES ?=
 docs-check: docs
-	$(BIN)/python tools/check_docs.py $(if $(PAGES),--pages '$(PAGES)')
+	$(BIN)/python tools/check_docs.py $(if $(PAGES),--pages '$(PAGES)') $(DOCS_CHECK_FLAGS)
