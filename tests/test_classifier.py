@@ -57,7 +57,7 @@ def test_scratch_equals_torch(arch):
 
 def test_course_default_model():
     "embedding -> RNN -> Linear(hidden, 10) -> Linear(10, 2), reading the last layer's final state"
-    m = TextClassifier(1000)
+    m = TextClassifier(1000, 'rnn')  # the default arch is 'lstm', as everywhere in textkit
     assert isinstance(m.rnn, torch.nn.RNN) and m.rnn.hidden_size == 100 and m.emb.embedding_dim == 100
     assert [p.shape for p in m.head.parameters()] == [(10, 100), (10,), (2, 10), (2,)]
     m = TextClassifier(30, 'gru', emb_sz=4, hidden_sz=3, n_layers=2, bidirectional=True).eval()
