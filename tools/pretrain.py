@@ -1,15 +1,16 @@
 """Retrain textkit's pretrained models from the corpora and save them in the safe format.
 
-    python tools/pretrain.py quijote             # character LSTM on Don Quijote, ~1100 CPU s
-    python tools/pretrain.py moliere             # character LSTM on Molière, ~1100 CPU s
+    python tools/pretrain.py quijote             # character LSTM on Don Quijote, ~900 CPU s (10 epochs)
+    python tools/pretrain.py moliere             # character LSTM on Molière, ~850 CPU s (12 epochs)
     python tools/pretrain.py don_mendo           # word LSTM on La venganza de Don Mendo
     python tools/pretrain.py imdb                # bi-GRU sentiment classifier on IMDB, ~850 CPU s
     python tools/pretrain.py quijote --out DIR   # somewhere else than textkit/pretrained/quijote
 
 Each run trains with one torch thread, scores the model on its held-out data, and writes a model directory
 (`config.json` + `model.safetensors` + `README.md`, the model card) with `textkit.models.save_model`.
-Training stops after a budget of process CPU seconds, so the exact weights depend on the machine's speed;
-the card records the steps done, the CPU seconds and the command."""
+Each recipe trains for a fixed number of epochs (`--budget` adds a stop after that many process CPU seconds, for
+quick checks), so the weights do not depend on how busy the machine is; the card records the steps, the CPU seconds
+and the command."""
 from __future__ import annotations
 import argparse, json, math, os, sys, time
 from pathlib import Path
@@ -24,17 +25,17 @@ import textkit.models  # before any model is built: models record their construc
 # The recipes. Everything a run does is here, so the card can state it.
 RECIPES = {
     'quijote': dict(kind='lm', corpus='quijote', level='char', arch='lstm', emb_sz=64, hidden_sz=256, n_layers=2,
-                    dropout=0., wd=0., bs=64, seq_len=128, lr=5e-3, epochs=100, budget=1100, schedule='flat_cos',
+                    input_p=0., hidden_p=0., output_p=0., wd=0., bs=64, seq_len=128, lr=5e-3, epochs=10, budget=None, schedule='flat_cos',
                     opt='torch_adam', clip=1., seed=0),
     'moliere': dict(kind='lm', corpus='moliere', level='char', arch='lstm', emb_sz=64, hidden_sz=256, n_layers=2,
-                    dropout=0., wd=0., bs=64, seq_len=128, lr=5e-3, epochs=100, budget=1100, schedule='flat_cos',
+                    input_p=0., hidden_p=0., output_p=0., wd=0., bs=64, seq_len=128, lr=5e-3, epochs=12, budget=None, schedule='flat_cos',
                     opt='torch_adam', clip=1., seed=0),
     'don_mendo': dict(kind='lm', corpus='don_mendo', level='word', arch='lstm', emb_sz=200, hidden_sz=200, n_layers=1,
-                      dropout=0.5, wd=0.1, bs=16, seq_len=32, lr=5e-3, epochs=30, budget=None, schedule='one_cycle',
+                      input_p=0.5, hidden_p=0.5, output_p=0.5, wd=0.1, bs=16, seq_len=32, lr=5e-3, epochs=30, budget=None, schedule='one_cycle',
                       opt='torch_adam', clip=0.5, seed=0, tie_weights=True, min_freq=2, lower=True, keep_best=True),
     'imdb': dict(kind='clf', data='imdb', size='full', arch='gru', bidirectional=True, emb_sz=100, hidden_sz=128,
-                 pool='concat', head=(64,), act='relu', emb_drop=0.1, rnn_drop=0.3, head_drop=0.1, bs=64, max_len=800,
-                 max_vocab=30000, min_freq=3, lr=1e-2, epochs=4, budget=1800, wd=0.01, seed=0),
+                 pool='concat', head=(64,), act='relu', input_p=0.1, hidden_p=0.3, output_p=0.3, head_p=0.1, bs=64, max_len=800,
+                 max_vocab=30000, min_freq=3, lr=1e-2, epochs=4, budget=None, wd=0.01, seed=0),
 }
 
 @torch.no_grad()
@@ -71,7 +72,7 @@ def train_lm_recipe(name, r):
     set_seed(r['seed'])
     dls = lm_corpus_dls(r['corpus'], r['level'], r['bs'], r['seq_len'], None, 0.1, r.get('min_freq'), r.get('lower', True))
     learn = lm_learner(dls, r['arch'], clip=r['clip'], emb_sz=r['emb_sz'], hidden_sz=r['hidden_sz'], n_layers=r['n_layers'],
-                       dropouts=r['dropout'], tie_weights=r.get('tie_weights', False), wd=r['wd'],
+                       input_p=r['input_p'], hidden_p=r['hidden_p'], output_p=r['output_p'], tie_weights=r.get('tie_weights', False), wd=r['wd'],
                        opt_func=torch_adam if r['opt'] == 'torch_adam' else Adam)
     cbs = [TimeBudget(r['budget'])] if r['budget'] else []
     if r.get('keep_best'): cbs.append(SaveModelCallback(monitor='perplexity', comp=np.less, fname=f'_pretrain_{name}',
@@ -97,11 +98,11 @@ def train_clf_recipe(name, r):
         def before_validate(self): raise CancelValidException()
     dls = imdb_dls(r['size'], bs=r['bs'], max_len=r['max_len'], max_vocab=r['max_vocab'], min_freq=r['min_freq'])
     set_seed(r['seed'])
-    model_kw = {k: r[k] for k in ('bidirectional', 'emb_sz', 'hidden_sz', 'pool', 'head', 'act', 'emb_drop', 'rnn_drop', 'head_drop')}
+    model_kw = {k: r[k] for k in ('bidirectional', 'emb_sz', 'hidden_sz', 'pool', 'head', 'act', 'input_p', 'hidden_p', 'output_p', 'head_p')}
     learn = classifier_learner(dls, r['arch'], wd=r['wd'], **model_kw)
     c0, w0 = time.process_time(), time.perf_counter()
     with learn.no_bar(), learn.no_logging():
-        learn.fit_one_cycle(r['epochs'], r['lr'], cbs=[TimeBudget(r['budget']), SkipValidation()])
+        learn.fit_one_cycle(r['epochs'], r['lr'], cbs=[SkipValidation()] + ([TimeBudget(r['budget'])] if r['budget'] else []))
     cpu, wall = time.process_time()-c0, time.perf_counter()-w0
     with learn.no_bar(): loss, acc = learn.validate()
     metrics = dict(accuracy=float(acc), loss=float(loss))
@@ -133,7 +134,7 @@ def save_raw(learn, name, r, metrics, info, command, raw_dir):
         vocab, extra = list(dls.vocab[0]), dict(labels=list(map(str, dls.vocab[1])))
         m = learn.model
         mcfg = dict(vocab_sz=len(vocab), arch=r['arch'], n_out=len(dls.vocab[1]), pad_idx=vocab.index('xxpad'),
-                    **{k: r[k] for k in ('bidirectional', 'emb_sz', 'hidden_sz', 'pool', 'head', 'act', 'emb_drop', 'rnn_drop', 'head_drop')})
+                    **{k: r[k] for k in ('bidirectional', 'emb_sz', 'hidden_sz', 'pool', 'head', 'act', 'input_p', 'hidden_p', 'output_p', 'head_p')})
     (raw_dir/'meta.json').write_text(json.dumps(dict(name=name, recipe=r, model=mcfg, vocab=vocab, extra=extra,
                                                      metrics=metrics, info=info, command=command), ensure_ascii=False, indent=1, default=str),
                                      encoding='utf-8')
@@ -151,6 +152,11 @@ def _slice_text(name, sl):
                 f"stream with the state carried (`textkit.models.slice_metric`)")
     return (f"accuracy on every {sl['every']}th review of the official test split ({25_000//sl['every']} reviews, whole "
             f"reviews, `textkit.models.slice_metric`)")
+
+def processor() -> str:
+    "The processor's model name (what `lscpu` prints), for the card"
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): import platform; return platform.processor() or 'unknown processor'
 
 def save_pretrained(learn, name, r, metrics, info, command, out=None):
     "Save `learn` as pretrained model `name`: half precision if the slice metric moves by less than 0.5%, with its card"
@@ -177,7 +183,7 @@ def save_pretrained(learn, name, r, metrics, info, command, out=None):
         held = f"accuracy on all {info['test_reviews']:,} test reviews (first {r['max_len']} tokens of each)"
     card = dict(title=TITLES[name], summary=PRETRAINED[name][0].upper() + PRETRAINED[name][1:] + '; ' + held + '.', split=split,
                 training=', '.join(f"{k}={v}" for k, v in r.items() if k != 'kind'),
-                cpu=f"{info['train_cpu_s']:.0f} CPU s of training ({info['steps']:,} steps, one torch thread, on a shared machine)",
+                cpu=f"{info['train_cpu_s']:.0f} CPU s of training ({info['steps']:,} steps, one torch thread, {processor()})",
                 storage=f"{dtype} (slice metric {m32:.4f} in float32, {m16:.4f} from float16 storage)",
                 slice=sl, **({'baseline': metrics['baseline']} if 'baseline' in metrics else {}))
     save_model(learn, out, data=data, metrics={k: v for k, v in metrics.items() if k != 'baseline'}, command=command,
