@@ -3,13 +3,14 @@
     python bench/imdb.py --size full --budget 1800 --epochs 4 --max-len 800 --configs best --no-awd  # the target run
     python bench/imdb.py --size full --budget 1800 --configs best       # beside fastai's AWD-LSTM, same budget
     python bench/imdb.py --size full --budget 90 --configs course --no-awd --test-n 0  # rnn, birnn, ..., bigru
+    add --results NAME to also write the table to nbs/results/NAME.csv (as the notebooks' tables clf_course, clf_best, clf_awd)
 
 Every model trains with `fit_one_cycle` driven by `TimeBudget` (process CPU seconds, validation excluded) on the
 official training split and is scored on the official test split (25,000 reviews for `--size full`), with the same
 DataLoaders: reviews cut to their first `--max-len` tokens, vocabulary of at most `--max-vocab` tokens.
 fastai's peer is `text_classifier_learner(dls, AWD_LSTM, pretrained=False)`: the same architecture as ULMFiT's
 classifier, with its embedding and encoder learnt from nothing, like textkit's."""
-import argparse, time
+import argparse, sys, time
 import numpy as np, pandas as pd, torch
 from fastcore.foundation import L
 from fastai.metrics import accuracy
@@ -20,6 +21,7 @@ from textkit.data import imdb_dls
 from fastai.callback.core import Callback, CancelValidException
 from textkit.callbacks import TimeBudget
 from textkit.classifier import classifier_learner
+from textkit.experiments import save_results
 
 COURSE = dict(emb_sz=100, hidden_sz=100, pool='last', head=(10,))  # the course notebook's sizes
 CONFIGS = {
@@ -32,7 +34,7 @@ CONFIGS = {
     # the best configuration found (with --epochs 4 --max-len 800): concat pooling (last state, max and mean over
     # time) and dropout
     'best':   dict(arch='gru', bidirectional=True, emb_sz=100, hidden_sz=128, pool='concat', head=(64,), act='relu',
-                   emb_drop=0.1, rnn_drop=0.3, head_drop=0.1),
+                   input_p=0.1, hidden_p=0.3, output_p=0.3, head_p=0.1),
 }
 GROUPS = {'course': ['rnn', 'birnn', 'lstm', 'bilstm', 'gru', 'bigru']}
 
@@ -42,11 +44,9 @@ class SkipValidation(Callback):
 
 def run(learn, budget, lr, sub=None, full=True, max_epochs=50):
     "Train `learn` with one cycle for `budget` CPU seconds or `max_epochs`, whichever ends first; return its accuracy on the test split and on `sub`, and costs"
-    w0, c0 = time.perf_counter(), time.process_time()
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(max_epochs, lr, cbs=[TimeBudget(budget), SkipValidation()])
-    train_cpu = time.process_time() - c0
+    train_cpu, train_wall = learn.train_time['cpu'], learn.train_time['wall']  # measured by TimeBudget, validation excluded
     epochs = learn.train_iter / len(learn.dls.train)  # epochs done, the cut one counted in part
-    train_wall = time.perf_counter() - w0
     t0, res = time.perf_counter(), {}
     with learn.no_bar():
         if full: res['accuracy'] = learn.validate()[1]
@@ -70,6 +70,7 @@ def main():
     p.add_argument('--max-vocab', type=int, default=30000)
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--results', default=None, help='also write the table to nbs/results/<RESULTS>.csv (`textkit.experiments.save_results`)')
     p.add_argument('--test-n', type=int, default=2000,
                    help="also score every model on this many test reviews (a fixed random subset), the only test "
                         "fastai's AWD-LSTM gets: scoring it on all 25,000 would take hours of CPU")
@@ -101,5 +102,9 @@ def main():
     print(f"accuracy: all {len(dls.valid_ds):,} test reviews" +
           (f"; acc_subset: the same {len(idx):,} test reviews for every model" if a.test_n else ''))
     print(df.to_string())
+    if a.results:
+        out = pd.DataFrame([dict(model=r['model'], max_len=a.max_len, epochs=r['epochs'], train_cpu_s=r['train_cpu_s'], accuracy=r.get('accuracy'),
+                                 acc_subset=r.get('acc_subset'), params_M=round(r['params']/1e6, 1)) for r in rows])
+        print('written:', save_results(out, a.results, ' '.join(['python bench/imdb.py', *sys.argv[1:]])))
 
 if __name__ == '__main__': main()

@@ -2,18 +2,21 @@
 
     python bench/lm.py --budget 900 --lr 5e-3   # seconds of training (process CPU time) for each side
     python bench/lm.py --budget 900 --lr 5e-3 --schedule one_cycle --opt fastai   # fastai's defaults
+    python bench/lm.py --budget 900 --lr 5e-3 --results lm_target   # also write the table to nbs/results/lm_target.csv
 
 Both sides train the same model (2-layer LSTM, hidden 256, embedding 64, no dropout) on the same split (the last 10%
 of the characters held out, same vocabulary), with batches of 64 x 128 and gradient clipping at 1.0, then are scored
 by the same function: exp of the mean cross-entropy over every held-out character, state carried along each stream.
 The plain loop is the reference: Adam at a constant 3e-3, stateful truncated BPTT (measured at held-out
 perplexity 3.70 after 335 s on an unshared machine)."""
-import argparse, math, time
+import argparse, math, sys, time
+import pandas as pd
 import torch, torch.nn.functional as F
 from torch import nn
 from fastai.torch_core import set_seed
 from fastai.optimizer import Adam
-from textkit.lm import train_lm, lm_corpus_dls, torch_adam, SCHEDULES
+from textkit.lm import train_lm, torch_adam, SCHEDULES
+from textkit.experiments import save_results
 
 @torch.no_grad()
 def heldout_ppl(model, ids, bs=64, seq_len=128):
@@ -64,6 +67,7 @@ def main():
     p.add_argument('--threads', type=int, default=1, help='torch threads (1 keeps CPU time close to wall time)')
     p.add_argument('--max-chars', type=int, default=None, help='use only the first characters of the Quijote')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--results', default=None, help='also write the table to nbs/results/<RESULTS>.csv (`textkit.experiments.save_results`)')
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     set_seed(a.seed)
@@ -81,8 +85,10 @@ def main():
           f"budget {a.budget:g} CPU s each, {a.threads} thread(s)")
     tk_name = f"textkit {a.schedule} {a.lr:g}, {a.opt} Adam"
     print(f"{'':36}{'held-out ppl':>13}{'bits/char':>10}{'steps':>7}{'wall s':>8}")
-    for name, ppl, n, w in ((tk_name, tk, tk_steps, learn.train_time['wall']), ('plain PyTorch loop, Adam 3e-3', pl, steps, wall)):
-        print(f"{name:36}{ppl:13.3f}{math.log2(ppl):10.3f}{n:7d}{w:8.0f}")
+    rows = [dict(run=name, perplexity=round(ppl, 3), bits_per_char=round(math.log2(ppl), 3), steps=n, wall_s=round(w))
+            for name, ppl, n, w in ((tk_name, tk, tk_steps, learn.train_time['wall']), ('plain PyTorch loop, Adam 3e-3', pl, steps, wall))]
+    for r in rows: print(f"{r['run']:36}{r['perplexity']:13.3f}{r['bits_per_char']:10.3f}{r['steps']:7d}{r['wall_s']:8.0f}")
+    if a.results: print('written:', save_results(pd.DataFrame(rows), a.results, ' '.join(['python bench/lm.py', *sys.argv[1:]])))
     print(f"ratio textkit/plain perplexity: {tk/pl:.3f}")
 
 if __name__ == '__main__': main()

@@ -110,3 +110,60 @@ def test_deprecated_names_still_work():
     with pytest.warns(DeprecationWarning, match='rnn_drop'):
         c = TextClassifier(10, rnn_drop=0.2)
     assert (c.config['hidden_p'], c.config['output_p']) == (0.2, 0.2)
+
+# --- the checks of issue 11's last list: one timer, one validation helper, one special-token set, no dead imports
+
+import ast, pathlib
+SOURCES = sorted(p for p in pathlib.Path(importlib.import_module('textkit').__file__).parent.glob('*.py') if not p.name.startswith('_'))
+
+def test_no_dead_imports():
+    "pyflakes finds nothing but the star imports of `textkit.all` (its purpose)"
+    out = subprocess.run([sys.executable, '-m', 'pyflakes', *map(str, SOURCES)], capture_output=True, text=True).stdout
+    problems = [l for l in out.splitlines() if not l.startswith(str(SOURCES[0].parent/'all.py'))]
+    assert not problems, '\n'.join(problems)
+
+def test_one_choice_validator():
+    "Choices among names are checked by `check_choice` only: no hand-written 'Unknown ...' or 'must be one of' checks left"
+    pat = re.compile(r"raise \w+\(f?[\"'](Unknown \w|\w+ must be '|.*choose one of)")
+    hits = [f'{p.name}: {l.strip()}' for p in SOURCES for l in p.read_text().splitlines()
+            if pat.search(l) and 'def check_choice' not in l and p.name != 'cells.py']  # cells: torch.nn's own messages
+    assert [h for h in hits if not h.startswith('data.py: if value not in valid')] == [], hits
+
+def test_one_special_token_set():
+    "Special tokens are spelt in `textkit.data` only (`SPECIAL_TOKS`, `LM_SPECIAL_TOKS`, `FAKE_TOK`, fastai's constants)"
+    pat = re.compile(r"""['"]xx(unk|pad|bos|eos|fld|rep|wrep|up|maj|fake)['"]""")
+    hits = [f'{p.name}:{i}: {l.strip()}' for p in SOURCES if p.name != 'data.py'
+            for i, l in enumerate(p.read_text().splitlines(), 1) if pat.search(l.split('#')[0])]
+    assert not hits, hits
+    from textkit.data import SPECIAL_TOKS, LM_SPECIAL_TOKS, FAKE_TOK
+    from textkit.lm import NEVER_SAMPLED
+    from fastai.text.core import defaults
+    assert set(defaults.text_spec_tok) | {FAKE_TOK} == set(SPECIAL_TOKS) and set(LM_SPECIAL_TOKS) | set(NEVER_SAMPLED) <= set(SPECIAL_TOKS)
+
+def test_closing_paren_on_its_own_line():
+    "A signature over several lines closes with `)` at the start of a line (fastai's style), so `-> X:` carries no parameter's comment"
+    bad = []
+    for p in SOURCES:
+        text = p.read_text(); lines = text.splitlines()
+        for n in ast.walk(ast.parse(text)):
+            if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)): continue
+            a = n.args
+            last = max((x.end_lineno for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg, *a.defaults, *a.kw_defaults] if x is not None),
+                       default=n.lineno)
+            if last == n.lineno: continue  # a signature on one line
+            tail = lines[last:n.body[0].lineno]  # the lines after the last parameter, up to the body's first
+            if not any(l.strip().startswith(')') for l in tail): bad.append(f'{p.name}:{n.lineno} {n.name}')
+    assert not bad, bad
+
+def test_one_timer():
+    "Training time is measured by `TimeBudget` only, into `learn.train_time`; the other clocks in textkit time no training"
+    clocks = re.compile(r'time\.(process_time|perf_counter|time|monotonic)\(?')
+    users = {p.name for p in SOURCES if clocks.search(p.read_text())}
+    assert users <= {'callbacks.py', 'cli.py'}, users  # cli: the demo's wall-clock total, printed for the user
+    cli = (SOURCES[0].parent/'cli.py').read_text()
+    assert 'process_time' not in cli and cli.count('perf_counter') == 3, 'the CLI times no training itself'
+    from textkit.lm import train_lm
+    l = train_lm('quijote', max_chars=20_000, bs=8, seq_len=16, emb_sz=8, hidden_sz=16, n_layers=1, epochs=1, show_progress=False)
+    assert set(l.train_time) == {'cpu', 'wall'} and l.train_time['cpu'] > 0
+    from textkit.callbacks import TimeBudget
+    with pytest.raises(ValueError, match="Unknown clock 'gpu': choose one of 'cpu', 'wall'"): TimeBudget(1, clock='gpu')

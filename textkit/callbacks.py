@@ -6,7 +6,7 @@ Docs: https://textkit.github.io/textkit/callbacks.html.md"""
 
 # %% ../nbs/05_callbacks.ipynb #f5e2077d
 from __future__ import annotations
-import time
+import math, time
 import numpy as np, pandas as pd
 from torch import nn
 from fastcore.basics import store_attr, ifnone
@@ -14,6 +14,7 @@ from fastai.callback.core import Callback, CancelFitException, CancelTrainExcept
 from fastai.callback.tracker import TrackerCallback
 from fastai.callback.schedule import SchedLin
 from fastai.torch_core import norm_types
+from .data import check_choice
 
 # %% auto #0
 __all__ = ['l2_params', 'L2Penalty', 'dropout_modules', 'DropoutSchedule', 'turning_epoch', 'OverfittingMonitor', 'TimeBudget']
@@ -149,25 +150,33 @@ class OverfittingMonitor(TrackerCallback):
 
 # %% ../nbs/05_callbacks.ipynb #f1d9ef88
 class TimeBudget(Callback):
-    "Train for `seconds` of training time (validation excluded) or the epochs asked for, the schedule following whichever ends first"
+    "Measure training time (validation excluded) into `learn.train_time`; with `seconds`, stop after that much of it or the epochs asked for, the schedule following whichever ends first"
+    order = -5  # before the schedulers and the recorder: they see the position in the budget and the time so far
     def __init__(self,
-        seconds:float,     # the training time granted
-        clock:str='cpu',   # 'cpu': process CPU time (robust on a shared machine), or 'wall'
+        seconds:float|None=None, # the training time granted (None: no limit, measure only)
+        clock:str='cpu',         # the clock of the budget: 'cpu', process CPU time (robust on a shared machine), or 'wall'
     ):
-        if clock not in ('cpu', 'wall'): raise ValueError(f"Unknown clock {clock!r}: choose one of 'cpu', 'wall'")
-        self.seconds, self.now = seconds, time.process_time if clock == 'cpu' else time.perf_counter
-    def before_fit(self): self.used = 0.
+        self.seconds, self.clock = ifnone(seconds, math.inf), check_choice('clock', clock, ('cpu', 'wall'))
+    @staticmethod
+    def _now(): return {'cpu': time.process_time(), 'wall': time.perf_counter()}
+    def before_fit(self): self.learn.train_time = {'cpu': 0., 'wall': 0.}
+    @property
+    def used(self):
+        "Seconds of training spent so far on the budget's clock"
+        return self.learn.train_time[self.clock]
     def before_epoch(self):
         if self.used >= self.seconds: raise CancelFitException()
-    def before_train(self): self.t0 = self.now()
-    def _spent(self): return self.used + self.now() - self.t0
+    def before_train(self): self.t0 = self._now()
+    def _spent(self): return self.used + self._now()[self.clock] - self.t0[self.clock]
     def before_batch(self):
-        if not self.training: return
+        if not self.training or self.seconds == math.inf: return
         done = self.learn.train_iter/(self.learn.n_epoch*self.learn.n_iter)  # fastai's own position in the schedule
         self.learn.pct_train = min(max(self._spent()/self.seconds, done), 0.9999)
     def after_batch(self):
         if self.training and self._spent() >= self.seconds: raise CancelTrainException()
     def after_train(self):
-        self.used = self._spent()
+        now = self._now()
+        self.learn.train_time = {k: self.learn.train_time[k] + now[k] - self.t0[k] for k in now}
         rec = getattr(self.learn, 'recorder', None)
         if rec is not None: rec.cancel_train = False  # the cut epoch's training loss is still worth logging
+

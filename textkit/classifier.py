@@ -17,10 +17,11 @@ from fastai.torch_core import Module, set_seed
 from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
-import fastai.callback.schedule, fastai.callback.progress  # fit_one_cycle, lr_find, progress bars
-from .data import imdb_dls
+import fastai.callback.schedule, fastai.callback.progress
+_PATCHES = fastai.callback  # imported for what they add to `Learner`: fit_one_cycle, lr_find, progress bars
+from .data import imdb_dls, check_choice, PAD
 from .callbacks import TimeBudget
-from .lm import rnn_class, check_choice, deprecated_kwargs, delegates_kwargs, constructor_args  # the same checks and layer classes as the language models
+from .lm import rnn_class, deprecated_kwargs, delegates_kwargs, constructor_args  # the same checks and layer classes as the language models
 
 # %% auto #0
 __all__ = ['POOLS', 'ACTS', 'right_pad', 'recurrent_layer', 'reverse_within', 'fused_unpacked', 'TextClassifier',
@@ -186,7 +187,7 @@ def classifier_learner(
     "A fastai `Learner` for a `TextClassifier` on `dls`; `kwargs` go to the model, then to `Learner`"
     vocab, labels = dls.vocab
     model_args = inspect.signature(TextClassifier).parameters
-    model = TextClassifier(len(vocab), arch, n_out=len(labels), pad_idx=list(vocab).index('xxpad'),
+    model = TextClassifier(len(vocab), arch, n_out=len(labels), pad_idx=list(vocab).index(PAD),
                            **{k: kwargs.pop(k) for k in list(kwargs) if k in model_args})
     return Learner(dls, model, loss_func=ifnone(loss_func, CrossEntropyLossFlat()), metrics=metrics, **kwargs)
 
@@ -214,7 +215,7 @@ def train_classifier(
     if seed is not None: set_seed(seed, reproducible=True)
     dls = imdb_dls(size, bs=bs, max_vocab=max_vocab, min_freq=min_freq, max_len=max_len)
     learn = classifier_learner(dls, arch, **kwargs)
-    cbs = [TimeBudget(budget)] if budget else []
+    cbs = [TimeBudget(budget)]  # the budget, if any, and the one measure of training time: `learn.train_time`
     if show_progress:
         learn.fit_one_cycle(epochs, lr, cbs=cbs)
         learn.final_loss, learn.final_accuracy = learn.validate()

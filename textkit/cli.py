@@ -6,16 +6,18 @@ Docs: https://textkit.github.io/textkit/cli.html.md"""
 
 # %% ../nbs/08_cli.ipynb #c1c940ac
 from __future__ import annotations
-import inspect, math, shlex, sys, time, warnings, zlib
+import inspect, shlex, sys, time, zlib
 from pathlib import Path
 import torch
 from fastcore.script import anno_parser
 from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 from fastprogress.fastprogress import progress_bar
-from .data import *
+from .data import (CORPORA, CorpusNotFoundError, CorruptCorpusError, check_choice, find_corpus, corpus_paths, sha256sum,
+                          get_corpus, char_lm_dls)
 from fastai.optimizer import Adam
-from .lm import train_lm, lm_learner, UnknownTokensError, torch_adam as _torch_adam
+from .lm import train_lm, lm_learner, torch_adam as _torch_adam
+from .callbacks import TimeBudget
 from .classifier import train_classifier
 from .models import save_model, load_model, resolve_model, label_texts, text_perplexity, PRETRAINED, pretrained_dir
 from .io import read_json
@@ -46,7 +48,7 @@ def data(
         w = [max(len(r[i]) for r in rows + [('corpus', 'where', 'source')]) for i in range(3)]
         for r in [('corpus', 'where', 'source')] + rows: print('  '.join(s.ljust(n) for s, n in zip(r, w)).rstrip())
         return rows
-    if action not in ('get', 'verify'): raise ValueError(f"Unknown action {action!r}: use list, get or verify")
+    check_choice('action', action, ('list', 'get', 'verify'))
     if name is None: raise ValueError(f"`textkit data {action}` needs a corpus name: {', '.join(CORPORA)}")
     paths = corpus_paths(name, download=action == 'get')
     for p in paths: print(f"{p}  ok  sha256 {sha256sum(p)[:16]}…")
@@ -237,9 +239,8 @@ def demo_live(epochs:int=3,             # epochs over the training text: a fixed
         steps = epochs*len(dls.train)
         print(f"\n== Live: a character LSTM (1 x 256) trained now on {int(max_chars*0.9):,} characters of the Quijote, "
               f"{steps} steps ({epochs} epochs of {len(dls.train)} batches of 32 x 128)")
-        c0 = time.process_time()
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, 1e-2, cbs=StepBar('training'))
-        cpu = time.process_time() - c0
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, 1e-2, cbs=[StepBar('training'), TimeBudget()])
+        cpu = learn.train_time['cpu']
         ppl = text_perplexity(learn, text[dls.split:])  # the held-out characters, read as one stream
         print(f"\nheld-out perplexity {ppl:.3f} after {steps} steps ({cpu:.0f} CPU s)")
         samples = {p: learn.generate(p, n, temperature=0.7, seed=_prompt_seed(seed, p)) for p in _PROMPTS['quijote']}

@@ -31,13 +31,25 @@ from fastcore.net import urlsave
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
-__all__ = ['CORPORA', 'LM_SPECIAL_TOKS', 'data_dirs', 'cache_dir', 'CorpusNotFoundError', 'CorruptCorpusError', 'CorpusFile',
-           'sha256sum', 'Corpus', 'normalize_newlines', 'strip_gutenberg', 'strip_page_layout', 'clean_gutenberg',
-           'clean_don_mendo', 'find_corpus', 'download_corpus', 'corpus_paths', 'data_env', 'get_corpus', 'get_imdb',
-           'CharTok', 'char_tokenizer', 'word_tokenize', 'detokenize', 'WordTok', 'TextTokenizer', 'word_tokenizer',
-           'CacheError', 'LMDecode', 'LMDataLoaders', 'lm_dls', 'char_lm_dls', 'word_lm_dls', 'imdb_tokenizer',
-           'TokenizedTexts', 'fast_tokenize', 'make_vocab_from_codes', 'numericalize_codes', 'ReviewIds', 'ItemLabel',
-           'IdsNumericalize', 'imdb_dls', 'PretokenizedTokenizer', 'tokenize_imdb', 'fastai_imdb_dls']
+__all__ = ['CORPORA', 'FAKE_TOK', 'SPECIAL_TOKS', 'LM_SPECIAL_TOKS', 'check_choice', 'data_dirs', 'cache_dir',
+           'CorpusNotFoundError', 'CorruptCorpusError', 'CorpusFile', 'sha256sum', 'Corpus', 'normalize_newlines',
+           'strip_gutenberg', 'strip_page_layout', 'clean_gutenberg', 'clean_don_mendo', 'find_corpus',
+           'download_corpus', 'corpus_paths', 'data_env', 'get_corpus', 'get_imdb', 'CharTok', 'char_tokenizer',
+           'word_tokenize', 'detokenize', 'WordTok', 'TextTokenizer', 'word_tokenizer', 'CacheError', 'LMDecode',
+           'LMDataLoaders', 'lm_dls', 'char_lm_dls', 'word_lm_dls', 'imdb_tokenizer', 'TokenizedTexts', 'fast_tokenize',
+           'make_vocab_from_codes', 'numericalize_codes', 'ReviewIds', 'ItemLabel', 'IdsNumericalize', 'imdb_dls',
+           'PretokenizedTokenizer', 'tokenize_imdb', 'fastai_imdb_dls']
+
+# %% ../nbs/00_data.ipynb #8a5b004e
+def check_choice(
+    what:str, # what is being chosen, for the message
+    value,    # the choice made
+    valid,    # the valid choices
+    exc=ValueError, # the exception type raised (`KeyError` for a lookup by name)
+):
+    "Return `value` if it is one of `valid`, else raise `exc` with a message that lists them"
+    if value not in valid: raise exc(f"Unknown {what} {value!r}: choose one of {', '.join(map(repr, valid))}")
+    return value
 
 # %% ../nbs/00_data.ipynb #8b4f1f3e
 def data_dirs() -> list[Path]:
@@ -224,9 +236,7 @@ CORPORA = {c.name: c for c in [
 # %% ../nbs/00_data.ipynb #c0d8b66c
 def _get_corpus_obj(name) -> Corpus:
     if isinstance(name, Corpus): return name
-    if name not in CORPORA:
-        raise KeyError(f"Unknown corpus {name!r}. Available: {', '.join(CORPORA)}")
-    return CORPORA[name]
+    return CORPORA[check_choice('corpus', name, tuple(CORPORA), KeyError)]
 
 def find_corpus(name, # a name in `CORPORA`, or a `Corpus`
                ) -> list[Path]|None:
@@ -322,7 +332,7 @@ def get_imdb(size:str='sample',     # 'sample' (1,000 reviews) or 'full' (50,000
     elif size == 'full':
         train, test = corpus_paths('imdb', download=download)
         df = pd.concat([pd.read_csv(train).assign(is_valid=False), pd.read_csv(test).assign(is_valid=True)], ignore_index=True)
-    else: raise ValueError(f"size must be 'sample' or 'full', not {size!r}")
+    else: check_choice('size', size, ('sample', 'full'))
     df['label'] = df['label'].map(_IMDB_LABELS)
     return df[['text', 'label', 'is_valid']]
 
@@ -436,6 +446,8 @@ def _cached(kind:str, key:dict, build:Callable, cache:bool=True):
     return arrays, meta
 
 # %% ../nbs/00_data.ipynb #e3357608
+FAKE_TOK = 'xxfake'  # fastai pads a vocabulary to a multiple of 8 with it; `Numericalize` never maps a word to it
+SPECIAL_TOKS = (*_fa_defaults.text_spec_tok, FAKE_TOK)  # every special token textkit knows: fastai's markers and its vocabulary padding
 LM_SPECIAL_TOKS = [UNK, PAD]  # a language model's special tokens: the first two of fastai's `defaults.text_spec_tok`
 
 class LMDecode(Transform):
@@ -528,7 +540,7 @@ def lm_dls(text:str,                # the corpus, one string
         raise ValueError(f"Text too short: {len(ids):,} tokens give {len(train):,} train / {len(valid):,} valid, "
                          f"each needs at least {min_tokens} for seq_len={seq_len}")
     num = Numericalize(vocab=meta['vocab'], min_freq=min_freq, max_vocab=max_vocab, special_toks=LM_SPECIAL_TOKS)
-    num.o2i = defaultdict(int, {v: k for k, v in enumerate(num.vocab) if v != 'xxfake'})  # as `Numericalize.setups` leaves it
+    num.o2i = defaultdict(int, {v: k for k, v in enumerate(num.vocab) if v != FAKE_TOK})  # as `Numericalize.setups` leaves it
     dec = LMDecode(tok, num)  # a fastai `Datasets` with a decoding transform: show_batch, show_results and export work
     dls = [LMDataLoader(Datasets([TensorText(o)], tfms=[[dec]]), lens=[len(o)], bs=min(bs, (len(o)-1)//seq_len), seq_len=seq_len,
                         shuffle=i==0, drop_last=i==0) for i, o in enumerate((train, valid))]
@@ -719,7 +731,7 @@ def numericalize_codes(tt:TokenizedTexts, # tokenized texts
                        vocab:list,        # a fastai vocabulary (`make_vocab`'s output)
                       ) -> np.ndarray:
     "Token ids of all of `tt`'s tokens, as fastai's `Numericalize(vocab)` gives them (unknown tokens: 0, `xxunk`)"
-    o2i = {v: k for k, v in enumerate(vocab) if v != 'xxfake'}
+    o2i = {v: k for k, v in enumerate(vocab) if v != FAKE_TOK}
     lut = np.array([o2i.get(t, 0) for t in tt.vocab] or [0], np.int64)
     return lut[tt.codes]
 
@@ -731,7 +743,7 @@ def _data_key(size, df) -> list:
 
 def _imdb_tokens(size, df, tok, n_workers, cache):
     "Tokens, labels and split of IMDB (`size`) or `df`, from the token cache or tokenized now"
-    if df is None and size not in ('sample', 'full'): raise ValueError(f"size must be 'sample' or 'full', not {size!r}")
+    if df is None: check_choice('size', size, ('sample', 'full'))
     key = {'data': _data_key(size, df), 'tokenizer': _tok_signature(tok)}
     def build():
         d = get_imdb(size) if df is None else df
@@ -774,7 +786,7 @@ class IdsNumericalize(Numericalize):
     "fastai's `Numericalize` on a given vocabulary, which lets token ids (a numpy array) through as they are"
     def __init__(self, vocab:list): # a fastai vocabulary
         super().__init__(vocab)
-        self.o2i = defaultdict(int, {v: k for k, v in enumerate(vocab) if v != 'xxfake'})  # as `Numericalize.setups` builds it
+        self.o2i = defaultdict(int, {v: k for k, v in enumerate(vocab) if v != FAKE_TOK})  # as `Numericalize.setups` builds it
     def encodes(self, o):
         if isinstance(o, np.ndarray): return TensorText(torch.from_numpy(o.astype(np.int64)))
         return TensorText(tensor([self.o2i[o_] for o_ in o]))

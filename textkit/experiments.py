@@ -6,27 +6,26 @@ Docs: https://textkit.github.io/textkit/experiments.html.md"""
 
 # %% ../nbs/06_experiments.ipynb #fd59f855
 from __future__ import annotations
-import itertools, time
-import numpy as np, pandas as pd
+import itertools, os
+from pathlib import Path
+import pandas as pd
 import matplotlib.pyplot as plt
 from fastcore.basics import ifnone
-from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 from fastprogress.fastprogress import progress_bar
-from .callbacks import L2Penalty
+from .callbacks import L2Penalty, TimeBudget
 from .classifier import classifier_learner
 from .data import imdb_dls
 
 # %% auto #0
 __all__ = ['run_grid', 'config_columns', 'plot_grid', 'final_table', 'dropout_l2_study', 'arch_study', 'activation_study',
-           'vocab_size_study']
+           'vocab_size_study', 'results_dir', 'save_results', 'read_results']
 
 # %% ../nbs/06_experiments.ipynb #2d67128b
-class _EpochTimes(Callback):
-    "Seconds from the start of fit to the end of each epoch"
-    order = 100
-    def before_fit(self): self.t0, self.times = time.perf_counter(), []
-    def after_epoch(self): self.times.append(time.perf_counter() - self.t0)
+class _EpochTimes(TimeBudget):
+    "Training seconds (wall clock, validation excluded) from the start of fit to the end of each epoch, as `TimeBudget` measures them"
+    def before_fit(self): super().before_fit(); self.times = []
+    def after_epoch(self): self.times.append(self.learn.train_time['wall'])
 
 def run_grid(
     make_learner,             # function of one configuration's values (as keyword arguments) -> `Learner`
@@ -157,3 +156,41 @@ def vocab_size_study(
     res = run_grid(make, {'max_vocab': max_vocabs}, epochs, lr, seeds, show_progress=show_progress)
     res.insert(1, 'vocab_len', res.max_vocab.map({mv: len(d.vocab[0]) for mv, d in dls.items()}))
     return res
+
+# %% ../nbs/06_experiments.ipynb #3b9e3181
+def results_dir(
+    folder=None,  # a folder to use instead (default: `TEXTKIT_RESULTS`, else the repository's `nbs/results`)
+) -> Path:
+    "The folder of the committed result files"
+    if folder is not None: return Path(folder)
+    if os.environ.get('TEXTKIT_RESULTS'): return Path(os.environ['TEXTKIT_RESULTS'])
+    here = Path.cwd().resolve()
+    for p in (here, *here.parents):
+        if (p/'nbs'/'results').is_dir(): return p/'nbs'/'results'
+    raise FileNotFoundError(f"No nbs/results folder above {here}: run from the textkit repository or set TEXTKIT_RESULTS")
+
+
+# %% ../nbs/06_experiments.ipynb #59e39fa6
+def save_results(
+    df:pd.DataFrame,  # the table: one row per model or run, plain columns
+    name:str,         # file name without `.csv`, e.g. 'lm_archs'
+    command,          # the command that produced the rows: one string, or one per row
+    folder=None,      # default `results_dir()`
+) -> Path:
+    "Write `df` with its `command` column to `<folder>/<name>.csv`"
+    path = results_dir(folder)/f'{name}.csv'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.reset_index(drop=True).assign(command=command).to_csv(path, index=False)
+    return path
+
+
+# %% ../nbs/06_experiments.ipynb #3f165286
+def read_results(
+    name:str,     # file name without `.csv`
+    folder=None,  # default `results_dir()`
+) -> pd.DataFrame:
+    "A table written by `save_results`; a single command is moved from the column to `df.attrs['command']`"
+    df = pd.read_csv(results_dir(folder)/f'{name}.csv', keep_default_na=False, na_values=[''])
+    if df.command.nunique() == 1: df.attrs['command'] = df.pop('command').iloc[0]
+    return df
+

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from safetensors import SafetensorError
 from safetensors.torch import save_file, load_file
+from .data import FAKE_TOK
 
 # %% auto #0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'ModelFormatError', 'atomic_dir', 'write_json', 'read_json', 'save_tensors',
@@ -179,7 +180,7 @@ def check_vocab(
         raise ModelFormatError(path, "the vocabulary must be a list of strings")
     if len(vocab) != n_rows:
         raise ModelFormatError(path, f"the vocabulary has {len(vocab):,} tokens but {what} has {n_rows:,} rows: they come from different models")
-    real = [t for t in vocab if t != 'xxfake']  # fastai pads vocabularies to a multiple of 8 with 'xxfake'
+    real = [t for t in vocab if t != FAKE_TOK]  # fastai pads vocabularies to a multiple of 8 with `FAKE_TOK`
     if len(set(real)) != len(real): raise ModelFormatError(path, "the vocabulary repeats tokens")
     return vocab
 

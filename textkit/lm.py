@@ -6,7 +6,7 @@ Docs: https://textkit.github.io/textkit/lm.html.md"""
 
 # %% ../nbs/03_lm.ipynb #1099e05c
 from __future__ import annotations
-import functools, inspect, json, math, time, warnings
+import functools, inspect, json, math, warnings
 from pathlib import Path
 
 import torch, torch.nn.functional as F
@@ -17,31 +17,21 @@ from fastcore.meta import delegates
 from fastai.learner import Learner, Metric
 from fastai.callback.rnn import ModelResetter
 from fastai.callback.training import GradientClip
-import fastai.callback.schedule, fastai.callback.progress, fastai.callback.hook  # fit_one_cycle, lr_find, progress bars, summary
+import fastai.callback.schedule, fastai.callback.progress, fastai.callback.hook
+_PATCHES = fastai.callback  # imported for what they add to `Learner`: fit_one_cycle, lr_find, progress bars, summary
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.optimizer import Adam
 from fastai.torch_core import set_seed
 from fastai.text.data import Numericalize
 from .callbacks import TimeBudget
-from .data import get_corpus, char_lm_dls, word_lm_dls, char_tokenizer, word_tokenizer, LMDataLoaders, WordTok, CharTok
+from .data import check_choice, UNK, FAKE_TOK, LM_SPECIAL_TOKS, get_corpus, char_lm_dls, word_lm_dls, char_tokenizer, word_tokenizer, LMDataLoaders, WordTok, CharTok
 
 # %% auto #0
-__all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'NEVER_SAMPLED', 'LM_FORMAT', 'SCHEDULES', 'check_choice', 'rnn_class',
-           'deprecated_kwargs', 'delegates_kwargs', 'constructor_args', 'LanguageModel', 'TokenNLL', 'TokenPerplexity',
-           'BitsPerChar', 'lm_loss_weights', 'unigram_perplexity', 'LanguageModelLearner', 'lm_learner',
-           'UnknownTokensError', 'prompt_ids', 'FusedSteps', 'codec_dls', 'save_lm', 'load_lm', 'lm_corpus_dls',
-           'torch_adam', 'train_lm']
-
-# %% ../nbs/03_lm.ipynb #8a5b004e
-def check_choice(
-    what:str, # what is being chosen, for the message
-    value,    # the choice made
-    valid,    # the valid choices
-):
-    "Return `value` if it is one of `valid`, else raise a `ValueError` that lists them"
-    if value not in valid: raise ValueError(f"Unknown {what} {value!r}: choose one of {', '.join(map(repr, valid))}")
-    return value
+__all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'NEVER_SAMPLED', 'LM_FORMAT', 'SCHEDULES', 'rnn_class', 'deprecated_kwargs',
+           'delegates_kwargs', 'constructor_args', 'LanguageModel', 'TokenNLL', 'TokenPerplexity', 'BitsPerChar',
+           'lm_loss_weights', 'unigram_perplexity', 'LanguageModelLearner', 'lm_learner', 'UnknownTokensError',
+           'prompt_ids', 'FusedSteps', 'codec_dls', 'save_lm', 'load_lm', 'lm_corpus_dls', 'torch_adam', 'train_lm']
 
 # %% ../nbs/03_lm.ipynb #c54a5948
 ARCHS = ('rnn', 'lstm', 'gru')
@@ -260,7 +250,7 @@ def prompt_ids(
                                  f"Rephrase it, or pass unknown='unk' (map them to xxunk) or unknown='skip' (drop them).", missing)
     o2i = {t: i for i, t in enumerate(dls.vocab)}
     if unknown == 'skip': toks = [t for t in toks if t in o2i]
-    return [o2i.get(t, o2i.get('xxunk', 0)) for t in toks]
+    return [o2i.get(t, o2i.get(UNK, 0)) for t in toks]
 
 # %% ../nbs/03_lm.ipynb #2d543160
 def _layer_weights(rnn:nn.RNNBase, l:int) -> tuple:
@@ -309,7 +299,7 @@ class FusedSteps:
         return m.decoder(x if m.proj is None else m.proj(x))
 
 # %% ../nbs/03_lm.ipynb #8d27e59b
-NEVER_SAMPLED = ('xxunk', 'xxpad', 'xxfake')  # fastai's unknown, padding, and padding of the vocabulary to a multiple of 8
+NEVER_SAMPLED = (*LM_SPECIAL_TOKS, FAKE_TOK)  # fastai's unknown, padding, and padding of the vocabulary to a multiple of 8
 
 def _pick(logits, banned, temperature, top_k, greedy, gen) -> Tensor:
     "The next token of each row of `logits` `(bs, vocab)`"
@@ -492,13 +482,11 @@ def train_lm(
     if seed is not None: set_seed(seed)
     dls = lm_corpus_dls(corpus, level, bs, seq_len, max_chars, valid_pct, min_freq)
     learn = lm_learner(dls, arch, opt_func=opt_func, **kwargs)
-    cbs = [TimeBudget(budget)] if budget else []
-    t0, c0 = time.perf_counter(), time.process_time()
+    cbs = [TimeBudget(budget)]  # the budget, if any, and the one measure of training time: `learn.train_time`
     fit = getattr(learn, SCHEDULES[schedule])
     if show_progress: fit(epochs, lr, cbs=cbs)
     else:
         with learn.no_bar(): fit(epochs, lr, cbs=cbs)  # the table of metrics is still printed
-    learn.train_time = dict(wall=time.perf_counter()-t0, cpu=time.process_time()-c0)
     if out is not None:
         r, args = learn.recorder, {k: v for k, v in kwargs.items() if isinstance(v, (bool, int, float, str, type(None)))}  # JSON-able
         save_lm(learn, out, corpus=str(corpus), max_chars=max_chars, epochs=epochs, lr=lr, schedule=schedule, bs=bs, seq_len=seq_len,

@@ -18,9 +18,9 @@ from fastai.data.block import DataBlock, CategoryBlock, ColReader, ColSplitter
 from fastai.text.data import TextBlock
 from fastai.text import core as _text_core
 import textkit
-from .io import *
-from .io import FORMAT, FORMAT_VERSION
-from .data import (LMDataLoaders, CharTok, WordTok, TextTokenizer, PretokenizedTokenizer, CORPORA, get_corpus, get_imdb)
+from .io import (FORMAT, FORMAT_VERSION, ModelFormatError, atomic_dir, save_tensors, load_tensors, sha256_file, read_json,
+                        write_json, check_format, check_vocab, load_state)
+from .data import (check_choice, SPECIAL_TOKS, BOS, LMDataLoaders, CharTok, WordTok, TextTokenizer, PretokenizedTokenizer, CORPORA, get_corpus, get_imdb)
 from .lm import LanguageModel, lm_learner, codec_dls
 from .classifier import TextClassifier, classifier_learner
 
@@ -89,13 +89,12 @@ def classifier_dls(vocab:list,   # the token vocabulary, `xxpad` included
                    bs:int=64,      # batch size of `test_dl`
                   ):
     "Classification `DataLoaders` without data: the tokenizer, vocabulary and labels that prediction needs"
-    bad = [r for r in tokenizer.get('rules', []) if r not in _RULES]
-    if bad: raise ValueError(f"Unknown tokenizer rules {bad}: textkit rebuilds only fastai's default rules")
+    for r in tokenizer.get('rules', []): check_choice('tokenizer rule', r, tuple(_RULES))  # textkit rebuilds only fastai's default rules
     tok = TextTokenizer(WordTok(tokenizer.get('lower', False)), rules=[_RULES[r] for r in tokenizer.get('rules', [])], detok=' '.join)
     ptok = PretokenizedTokenizer(tok.tok, rules=tok.rules, counter=Counter(), mode='df', sep=' ')
     ptok.text_cols, ptok.tok_text_col, ptok.kwargs = 'text', 'text', {}
     n = len(labels)
-    df = pd.DataFrame({'text': [['xxbos']]*(2*n), 'text_length': [1]*(2*n), 'label': list(labels)*2, 'is_valid': [False]*n + [True]*n})
+    df = pd.DataFrame({'text': [[BOS]]*(2*n), 'text_length': [1]*(2*n), 'label': list(labels)*2, 'is_valid': [False]*n + [True]*n})
     dblock = DataBlock(blocks=(TextBlock(ptok, vocab=list(vocab)), CategoryBlock(vocab=list(labels), sort=False)),
                        get_x=ColReader('text'), get_y=ColReader('label'), splitter=ColSplitter('is_valid'))
     return dblock.dataloaders(df, bs=bs, n_workers=0)
@@ -237,7 +236,7 @@ def label_texts(learn:Learner, # a classifier `Learner`
     dl = learn.dls.test_dl(texts, bs=bs)
     with learn.no_bar(): probs, _ = learn.get_preds(dl=dl)
     vocab, labels = learn.dls.vocab
-    special = torch.tensor([i for i, t in enumerate(vocab) if t in _text_core.defaults.text_spec_tok or t == 'xxunk'])
+    special = torch.tensor([i for i, t in enumerate(vocab) if t in SPECIAL_TOKS])
     blind = [t for t, (x,) in zip(texts, dl.dataset) if torch.isin(x, special).all()]
     if blind: warnings.warn(f"{len(blind)} text(s) have no word in the model's vocabulary, e.g. {blind[0][:40]!r}: "
                             "their label reflects only the model's bias")
@@ -256,7 +255,7 @@ def pretrained_dir(
     name:str,  # a name in `PRETRAINED`
 ) -> Path:
     "Directory of the pretrained model `name` inside the installed package"
-    if name not in PRETRAINED: raise ValueError(f"Unknown pretrained model {name!r}: choose one of {', '.join(PRETRAINED)}")
+    check_choice('pretrained model', name, tuple(PRETRAINED))
     return Path(str(resources.files('textkit')/'pretrained'/name))
 
 def load_pretrained(
@@ -296,11 +295,10 @@ def slice_metric(
     slice:dict,     # the fixed slice its card names (`config['card']['slice']`)
 ) -> float:
     "The metric a card's `slice` describes, recomputed for `learn`"
-    if slice['kind'] == 'corpus_tail':
+    if check_choice('slice kind', slice['kind'], ('corpus_tail', 'imdb_test_every')) == 'corpus_tail':
         return text_perplexity(learn, get_corpus(slice['corpus'])[-slice['chars']:])
     if slice['kind'] == 'imdb_test_every':
         df = get_imdb('full')
         df = df[df.is_valid].iloc[::slice['every']]
         res = label_texts(learn, df.text.tolist())
         return float((res.label.values == df.label.values).mean())
-    raise ValueError(f"Unknown slice kind {slice['kind']!r}")

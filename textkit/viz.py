@@ -12,6 +12,7 @@ from torch import nn
 import matplotlib.pyplot as plt
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
+from .data import SPECIAL_TOKS, check_choice
 
 # %% auto #0
 __all__ = ['embedding_matrix', 'is_special', 'select_words', 'project', 'plot_embeddings']
@@ -44,8 +45,8 @@ def embedding_matrix(
 def is_special(
     tok:str,  # a token
 ) -> bool:
-    "Special tokens (`xx...`), punctuation and whitespace"
-    return tok.startswith('xx') or not re.search(r'\w', tok)
+    "Special tokens (`SPECIAL_TOKS`), punctuation and whitespace"
+    return tok in SPECIAL_TOKS or not re.search(r'\w', tok)
 
 # %% ../nbs/07_viz.ipynb #820c7d73
 def select_words(
@@ -68,10 +69,8 @@ def project(
     perplexity:float=30.,  # t-SNE's perplexity (capped for few words)
 ) -> np.ndarray:
     "2-D coordinates of the rows of `mat` by `method` ('tsne' or 'pca'), deterministic under `seed`"
-    if method == 'pca': return PCA(2, svd_solver='full').fit_transform(mat)
-    if method == 'tsne':
-        return TSNE(2, perplexity=min(perplexity, (len(mat)-1)/3), init='pca', random_state=seed).fit_transform(mat)
-    raise ValueError(f"Unknown method {method!r}: use 'tsne' or 'pca'")
+    if check_choice('method', method, ('tsne', 'pca')) == 'pca': return PCA(2, svd_solver='full').fit_transform(mat)
+    return TSNE(2, perplexity=min(perplexity, (len(mat)-1)/3), init='pca', random_state=seed).fit_transform(mat)
 
 # %% ../nbs/07_viz.ipynb #9565390c
 def plot_embeddings(
