@@ -391,3 +391,13 @@ def test_fetch_imdb_from_archive(tmp_path, monkeypatch):
     assert train.values.tolist() == [['Bad\nworse.', 'neg'], ['Meh.', 'neg'], ['Great.', 'pos']]
     assert test.values.tolist() == [['Dull.', 'neg'], ['Fine film.', 'pos']]
     assert not (tmp_path/'out'/'imdb.tgz.part').exists()
+
+def test_download_show_progress(empty_env, monkeypatch):
+    "`download_corpus(show_progress=False)` downloads without a progress bar (examples and scripts stay quiet)"
+    seen = []
+    def fake_download(url, dest=None, show_progress=True):
+        seen.append(show_progress); shutil.copy(DATA/'don_mendo.txt', dest)
+    monkeypatch.setattr(tkd, '_download_url', fake_download)
+    download_corpus('don_mendo', empty_env/'dl', show_progress=False)
+    download_corpus('don_mendo', empty_env/'dl2')
+    assert seen == [False, True] and (empty_env/'dl'/'don_mendo.txt').exists()

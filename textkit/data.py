@@ -31,12 +31,12 @@ from fastcore.net import urlsave
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
-__all__ = ['CORPORA', 'FAKE_TOK', 'SPECIAL_TOKS', 'LM_SPECIAL_TOKS', 'check_choice', 'data_dirs', 'cache_dir',
-           'CorpusNotFoundError', 'CorruptCorpusError', 'CorpusFile', 'sha256sum', 'Corpus', 'normalize_newlines',
+__all__ = ['CORPORA', 'FAKE_TOK', 'SPECIAL_TOKS', 'LM_SPECIAL_TOKS', 'check_choice', 'data_env', 'cache_dir', 'data_dirs',
+           'CorpusNotFoundError', 'CorruptCorpusError', 'sha256sum', 'CorpusFile', 'Corpus', 'normalize_newlines',
            'strip_gutenberg', 'strip_page_layout', 'clean_gutenberg', 'clean_don_mendo', 'find_corpus',
-           'download_corpus', 'corpus_paths', 'data_env', 'get_corpus', 'get_imdb', 'CharTok', 'char_tokenizer',
-           'word_tokenize', 'detokenize', 'WordTok', 'TextTokenizer', 'word_tokenizer', 'CacheError', 'LMDecode',
-           'LMDataLoaders', 'lm_dls', 'char_lm_dls', 'word_lm_dls', 'imdb_tokenizer', 'TokenizedTexts', 'fast_tokenize',
+           'download_corpus', 'corpus_paths', 'get_corpus', 'get_imdb', 'CharTok', 'char_tokenizer', 'word_tokenize',
+           'detokenize', 'WordTok', 'TextTokenizer', 'word_tokenizer', 'CacheError', 'LMDecode', 'LMDataLoaders',
+           'lm_dls', 'char_lm_dls', 'word_lm_dls', 'imdb_tokenizer', 'TokenizedTexts', 'fast_tokenize',
            'make_vocab_from_codes', 'numericalize_codes', 'ReviewIds', 'ItemLabel', 'IdsNumericalize', 'imdb_dls',
            'PretokenizedTokenizer', 'tokenize_imdb', 'fastai_imdb_dls']
 
@@ -51,21 +51,53 @@ def check_choice(
     if value not in valid: raise exc(f"Unknown {what} {value!r}: choose one of {', '.join(map(repr, valid))}")
     return value
 
-# %% ../nbs/00_data.ipynb #8b4f1f3e
+# %% ../nbs/00_data.ipynb #23b39af1
+from contextlib import contextmanager
+
+@contextmanager
+def data_env(data=None,  # value for `TEXTKIT_DATA` (None: unset)
+             cache=None, # value for `TEXTKIT_CACHE` (None: unset)
+            ):
+    "Temporarily set `TEXTKIT_DATA` and `TEXTKIT_CACHE` (None unsets)"
+    old = {k: os.environ.get(k) for k in ('TEXTKIT_DATA', 'TEXTKIT_CACHE')}
+    try:
+        for k, v in (('TEXTKIT_DATA', data), ('TEXTKIT_CACHE', cache)):
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = str(v)
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+# %% ../nbs/00_data.ipynb #5feed5bf
+def cache_dir() -> Path:
+    "Where downloads and tokenized corpora are cached: `$TEXTKIT_CACHE` or `~/.cache/textkit`"
+    return Path(os.environ.get('TEXTKIT_CACHE') or xdg_cache_home()/'textkit').expanduser()
+
+# %% ../nbs/00_data.ipynb #34046442
 def data_dirs() -> list[Path]:
     "Directories searched for corpus files, in order: `$TEXTKIT_DATA` (if set), then `cache_dir()`"
     env = os.environ.get('TEXTKIT_DATA')
     dirs = ([Path(env).expanduser()] if env else []) + [cache_dir()]
     return list(dict.fromkeys(dirs))
 
-def cache_dir() -> Path:
-    "Where downloads and tokenized corpora are cached: `$TEXTKIT_CACHE` or `~/.cache/textkit`"
-    return Path(os.environ.get('TEXTKIT_CACHE') or xdg_cache_home()/'textkit').expanduser()
-
-# %% ../nbs/00_data.ipynb #d310b2f7
+# %% ../nbs/00_data.ipynb #279a0c69
 class CorpusNotFoundError(FileNotFoundError): "A corpus is neither on disk nor downloadable"
+
+# %% ../nbs/00_data.ipynb #2931f8dc
 class CorruptCorpusError(ValueError): "A corpus file on disk is truncated or is not the expected file"
 
+# %% ../nbs/00_data.ipynb #bf6ee8bd
+def sha256sum(path, # a file
+             ) -> str:
+    "SHA-256 hex digest of the file at `path`"
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1<<20), b''): h.update(chunk)
+    return h.hexdigest()
+
+# %% ../nbs/00_data.ipynb #338ec129
 @dataclass
 class CorpusFile:
     "One file of a corpus, and how to recognise an intact copy of it"
@@ -107,14 +139,6 @@ def _file_sha256(path:Path) -> str:
     if k not in _sha_memo: _sha_memo[k] = sha256sum(path)
     return _sha_memo[k]
 
-def sha256sum(path, # a file
-             ) -> str:
-    "SHA-256 hex digest of the file at `path`"
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1<<20), b''): h.update(chunk)
-    return h.hexdigest()
-
 # %% ../nbs/00_data.ipynb #8c940add
 @dataclass
 class Corpus:
@@ -124,16 +148,17 @@ class Corpus:
     files: list                          # its `CorpusFile`s
     source: str = ''                     # human-readable origin
     clean: Callable|None = None          # raw text -> clean text (text corpora)
-    fetch: Callable|None = None          # custom download (folder layouts), else each file's url
+    fetch: Callable|None = None          # custom download `fetch(dest, show_progress)` (folder layouts), else each file's url
 
     def __repr__(self): return f"Corpus({self.name!r}: {self.description})"
 
-# %% ../nbs/00_data.ipynb #65b78b0e
+# %% ../nbs/00_data.ipynb #335b2849
 def normalize_newlines(text:str, # raw text
                       ) -> str:
     "Drop a byte-order mark and turn CRLF / CR line ends into LF"
     return text.lstrip('\ufeff').replace('\r\n', '\n').replace('\r', '\n')
 
+# %% ../nbs/00_data.ipynb #f6ced29d
 _re_pg_start = re.compile(r'^\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG.*$', re.M|re.I)
 _re_pg_end   = re.compile(r'^\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG', re.M|re.I)
 
@@ -144,7 +169,7 @@ def strip_gutenberg(text:str, # a Project Gutenberg eBook, LF line ends
     if s is None or e is None: return text
     return text[s.end():e.start()].strip('\n') + '\n'
 
-# %% ../nbs/00_data.ipynb #e9a376e6
+# %% ../nbs/00_data.ipynb #109760a9
 _re_page_num = re.compile(r'^[ \t]*\d{1,3}[ \t]*\n', re.M)
 
 def strip_page_layout(text:str, # text transcribed page by page
@@ -153,10 +178,13 @@ def strip_page_layout(text:str, # text transcribed page by page
     text = _re_page_num.sub('', text.replace('\f', ''))
     return re.sub(r'\n{4,}', '\n\n\n', text)
 
+# %% ../nbs/00_data.ipynb #ba847946
 def clean_gutenberg(text:str, # raw Project Gutenberg file
                    ) -> str:
     "The book alone, LF line ends"
     return strip_gutenberg(normalize_newlines(text))
+
+# %% ../nbs/00_data.ipynb #a592b9e7
 def clean_don_mendo(text:str, # raw Don Mendo file
                    ) -> str:
     "The play alone, without the printed edition's page layout"
@@ -178,12 +206,12 @@ def _download_url(url:str, dest:Path, show_progress:bool=True) -> Path:
 
 _re_imdb_member = re.compile(r'(?:^|/)(train|test)/(neg|pos)/(\d+)_\d+\.txt$')
 
-def _fetch_imdb(dest:Path):
+def _fetch_imdb(dest:Path, show_progress:bool=True):
     "Download fastai's IMDB archive (144 MB) and write its reviews as `train.csv.gz` and `test.csv.gz` in `dest`"
     dest.mkdir(parents=True, exist_ok=True)
     tgz = dest/'imdb.tgz.part'
     try:
-        _download_url(URLs.IMDB, tgz)
+        _download_url(URLs.IMDB, tgz, show_progress=show_progress)
         reviews = {}
         with tarfile.open(tgz) as tf:
             for m in tf:                         # one pass over the compressed archive
@@ -226,14 +254,14 @@ CORPORA = {c.name: c for c in [
                        min_bytes=10_000_000),
             CorpusFile('imdb/test.csv.gz', None, ('66e8f8126fbdfcf774dd1a84ebddc9c4239c5f6ac3b165dec76a32bc326679c0',),
                        min_bytes=10_000_000)],
-           source="fastai's URLs.IMDB (aclImdb v1)", fetch=lambda d: _fetch_imdb(d/'imdb')),
+           source="fastai's URLs.IMDB (aclImdb v1)", fetch=lambda d, show_progress=True: _fetch_imdb(d/'imdb', show_progress)),
     Corpus('imdb_sample', "1,000 IMDB reviews in fastai's IMDB_SAMPLE layout (800 train, 200 valid)",
            [CorpusFile('imdb/sample.csv', None, ('805a8f888e13d153f91c13c85bb62f51ff07c8fbb0c59459160f6af595d2943b',),
                        min_bytes=1_000_000, end_marker=None)],
-           source="fastai's URLs.IMDB_SAMPLE", fetch=lambda d: _fetch_imdb_sample(d/'imdb')),
+           source="fastai's URLs.IMDB_SAMPLE", fetch=lambda d, show_progress=True: _fetch_imdb_sample(d/'imdb')),
 ]}
 
-# %% ../nbs/00_data.ipynb #c0d8b66c
+# %% ../nbs/00_data.ipynb #e201b93a
 def _get_corpus_obj(name) -> Corpus:
     if isinstance(name, Corpus): return name
     return CORPORA[check_choice('corpus', name, tuple(CORPORA), KeyError)]
@@ -247,6 +275,7 @@ def find_corpus(name, # a name in `CORPORA`, or a `Corpus`
         if all(p.exists() for p in paths): return paths
     return None
 
+# %% ../nbs/00_data.ipynb #067803a9
 def _not_found(c, err=None):
     searched = '\n'.join(f"  {d/f.fname}" for d in data_dirs() for f in c.files)
     env = os.environ.get('TEXTKIT_DATA')
@@ -256,19 +285,20 @@ def _not_found(c, err=None):
         f"TEXTKIT_DATA is {'set to ' + repr(env) if env else 'not set'}: point it at a directory that holds "
         f"{', '.join(f.fname for f in c.files)} (for example ../shared/data), or connect to the internet.")
 
-def download_corpus(name,                # a name in `CORPORA`, or a `Corpus`
-                    dest:Path|None=None, # directory to download into; default `cache_dir()`
+def download_corpus(name,                  # a name in `CORPORA`, or a `Corpus`
+                    dest:Path|None=None,   # directory to download into; default `cache_dir()`
+                    show_progress:bool=True, # show a progress bar while data flows
                    ) -> list[Path]:
     "Download `name` from its public source into `dest` (default: `cache_dir()`) and verify it"
     c, dest = _get_corpus_obj(name), Path(dest or cache_dir())
     if c.fetch is None and any(f.url is None for f in c.files): raise _not_found(c)
     try:
-        if c.fetch is not None: c.fetch(dest)
+        if c.fetch is not None: c.fetch(dest, show_progress)
         else:
             for f in c.files:
                 (dest/f.fname).parent.mkdir(parents=True, exist_ok=True)
                 tmp = dest/(f.fname + '.part')
-                _download_url(f.url, tmp)
+                _download_url(f.url, tmp, show_progress=show_progress)
                 tmp.replace(dest/f.fname)
     except Exception as e:  # the download's failure in one line, not a chained traceback
         raise _not_found(c, f"{type(e).__name__}: {first(str(e).splitlines()) or ''}") from None
@@ -277,6 +307,7 @@ def download_corpus(name,                # a name in `CORPORA`, or a `Corpus`
         except CorruptCorpusError: (dest/f.fname).unlink(); raise
     return [dest/f.fname for f in c.files]
 
+# %% ../nbs/00_data.ipynb #aac11648
 def corpus_paths(name,             # a name in `CORPORA`, or a `Corpus`
                  download:bool=True, # download it if no data directory holds it
                 ) -> list[Path]:
@@ -288,25 +319,6 @@ def corpus_paths(name,             # a name in `CORPORA`, or a `Corpus`
         return download_corpus(c)
     for f, p in zip(c.files, paths): f.verify(p)
     return paths
-
-# %% ../nbs/00_data.ipynb #bc6b3ba9
-from contextlib import contextmanager
-
-@contextmanager
-def data_env(data=None,  # value for `TEXTKIT_DATA` (None: unset)
-             cache=None, # value for `TEXTKIT_CACHE` (None: unset)
-            ):
-    "Temporarily set `TEXTKIT_DATA` and `TEXTKIT_CACHE` (None unsets)"
-    old = {k: os.environ.get(k) for k in ('TEXTKIT_DATA', 'TEXTKIT_CACHE')}
-    try:
-        for k, v in (('TEXTKIT_DATA', data), ('TEXTKIT_CACHE', cache)):
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = str(v)
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
 
 # %% ../nbs/00_data.ipynb #bc74a4f4
 def get_corpus(name:str,           # 'quijote', 'don_mendo' or 'moliere'
@@ -445,11 +457,12 @@ def _cached(kind:str, key:dict, build:Callable, cache:bool=True):
     except OSError as e: print(f"textkit: could not write cache entry {path} ({e})", file=sys.stderr)
     return arrays, meta
 
-# %% ../nbs/00_data.ipynb #e3357608
+# %% ../nbs/00_data.ipynb #8309df49
 FAKE_TOK = 'xxfake'  # fastai pads a vocabulary to a multiple of 8 with it; `Numericalize` never maps a word to it
 SPECIAL_TOKS = (*_fa_defaults.text_spec_tok, FAKE_TOK)  # every special token textkit knows: fastai's markers and its vocabulary padding
 LM_SPECIAL_TOKS = [UNK, PAD]  # a language model's special tokens: the first two of fastai's `defaults.text_spec_tok`
 
+# %% ../nbs/00_data.ipynb #6e3082c0
 class LMDecode(Transform):
     "Token ids back to text (`TitledStr`), for fastai's `show_batch` and `show_results`: the ids pass through unchanged"
     def __init__(self,
@@ -458,6 +471,7 @@ class LMDecode(Transform):
     ): self.tok, self.num = tok, num
     def decodes(self, o:TensorText): return self.tok.decode(self.num.decode(o))
 
+# %% ../nbs/00_data.ipynb #7bda4c68
 class LMDataLoaders(DataLoaders):
     "fastai `DataLoaders` for language modelling that carry their tokenizer and vocabulary"
     def __init__(self,
@@ -505,6 +519,7 @@ class LMDataLoaders(DataLoaders):
         vocab = set(self.vocab)  # not `num.o2i`: a defaultdict, which grows as unknown tokens are looked up
         return [t for t in dict.fromkeys(self.tokenize(text)) if t not in vocab]
 
+# %% ../nbs/00_data.ipynb #92e5448a
 def _lm_ids(text, tok, valid_pct, min_freq, max_vocab):
     "Vocabulary, token ids and train/valid split point of `text`"
     toks = first(tok.tok([text]))
@@ -546,6 +561,7 @@ def lm_dls(text:str,                # the corpus, one string
                         shuffle=i==0, drop_last=i==0) for i, o in enumerate((train, valid))]
     return LMDataLoaders(*dls, tok=tok, num=num, level=level, split=split, device=device)
 
+# %% ../nbs/00_data.ipynb #693422dc
 def char_lm_dls(text:str,             # the corpus
                 valid_pct:float=0.1,  # share held out, from the end
                 bs:int=64,            # batch size
@@ -557,6 +573,7 @@ def char_lm_dls(text:str,             # the corpus
     "Character-level LM DataLoaders on `text` (last `valid_pct` held out); `kwargs` go to `lm_dls` (`max_vocab`, `cache`)"
     return lm_dls(text, char_tokenizer(), 'char', valid_pct, bs, seq_len, min_freq, device=device, **kwargs)
 
+# %% ../nbs/00_data.ipynb #2ccde64a
 def word_lm_dls(text:str,             # the corpus
                 valid_pct:float=0.1,  # share held out, from the end
                 bs:int=32,            # batch size
