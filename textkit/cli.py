@@ -172,6 +172,8 @@ def embeddings(
     "Plot a saved model's word embeddings"
     fig = plot_embeddings(_load(model), method=method, n=n, seed=seed, words=words.split(',') if words else None)
     fig.savefig(out, dpi=120, bbox_inches='tight')
+    import matplotlib.pyplot as plt
+    plt.close(fig)  # written to a file: not left open (a long session would pile them up, and notebooks would draw them twice)
     print(f"Wrote {out}")
     return out
 
@@ -190,6 +192,8 @@ class StepBar(Callback):
         if self.training: self.pb.update(self.train_iter)
     def after_fit(self): self.pb.on_iter_end()
 
+
+# %% ../nbs/08_cli.ipynb #fe3af2cd
 _PROMPTS = {'quijote': ['En un lugar de la Mancha', 'Sancho'], 'moliere': ['Monsieur'], 'don_mendo': ['¡ Oh']}
 def _prompt_seed(seed:int, prompt:str) -> int:
     "A sampling seed for `prompt`: the same random draws for two prompts would let their continuations converge"
@@ -222,6 +226,8 @@ def demo_pretrained(
     out['imdb'] = df
     return out
 
+
+# %% ../nbs/08_cli.ipynb #2302ba68
 def demo_live(epochs:int=3,             # epochs over the training text: a fixed number of steps
               max_chars:int=400_000,    # characters of the Quijote used (the last 10% of them held out)
               seed:int=0,               # seed of the initial weights, the batches' order and the samples
@@ -249,6 +255,8 @@ def demo_live(epochs:int=3,             # epochs over the training text: a fixed
     finally: torch.set_num_threads(threads)
     return dict(perplexity=ppl, steps=steps, samples=samples, learn=learn)
 
+
+# %% ../nbs/08_cli.ipynb #095c699e
 def demo(
     epochs:int=3,            # epochs of the live training (a fixed number of steps, whatever the machine's load)
     max_chars:int=400_000,   # characters of the Quijote for the live training

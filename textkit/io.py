@@ -66,6 +66,8 @@ def write_json(
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + '\n', encoding='utf-8')
     return path
 
+
+# %% ../nbs/09_io.ipynb #2743507f
 def read_json(
     path,  # a JSON file
 ) -> dict:
@@ -169,6 +171,8 @@ def check_format(
                                      f"{config.get('textkit_version', '?')}; upgrade textkit to load it")
     return config
 
+
+# %% ../nbs/09_io.ipynb #ea2b52a7
 def check_vocab(
     vocab:list,                # the saved tokens
     n_rows:int,                # rows of the matrix they index
@@ -184,6 +188,8 @@ def check_vocab(
     if len(set(real)) != len(real): raise ModelFormatError(path, "the vocabulary repeats tokens")
     return vocab
 
+
+# %% ../nbs/09_io.ipynb #e26976f6
 def sha256_file(
     path,              # any file
     chunk:int=1<<20,   # bytes read at a time

@@ -25,7 +25,7 @@ from .lm import LanguageModel, lm_learner, codec_dls
 from .classifier import TextClassifier, classifier_learner
 
 # %% auto #0
-__all__ = ['MODEL_CLASSES', 'PRETRAINED', 'model_config', 'tokenizer_config', 'classifier_dls', 'save_model', 'card_markdown',
+__all__ = ['MODEL_CLASSES', 'PRETRAINED', 'model_config', 'tokenizer_config', 'classifier_dls', 'card_markdown', 'save_model',
            'read_config', 'load_model', 'label_texts', 'pretrained_dir', 'load_pretrained', 'resolve_model',
            'text_perplexity', 'slice_metric']
 
@@ -99,6 +99,35 @@ def classifier_dls(vocab:list,   # the token vocabulary, `xxpad` included
                        get_x=ColReader('text'), get_y=ColReader('label'), splitter=ColSplitter('is_valid'))
     return dblock.dataloaders(df, bs=bs, n_workers=0)
 
+# %% ../nbs/10_models.ipynb #ec016c46
+def _fmt(v): return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+def card_markdown(
+    config:dict,  # a model's `config.json`
+) -> str:
+    "A model card (markdown) from a model's `config.json`"
+    card, m = config.get('card') or {}, config['model']
+    lines = [f"# {card.get('title', m['class'])}", '']
+    if card.get('summary'): lines += [card['summary'], '']
+    cfg = ', '.join(f"{k}={_fmt(v)}" for k, v in m['config'].items())
+    lines += [f"- **model**: `{m['class']}({cfg})`, weights stored as {config['weights']['dtype']}",
+              f"- **vocabulary**: {len(config['vocab']):,} tokens; tokenizer {config['tokenizer']}"]
+    if config.get('labels'): lines.append(f"- **labels**: {', '.join(config['labels'])}")
+    d = config.get('data') or {}
+    if d: lines.append(f"- **data**: {d.get('description', d.get('name'))}" + (f" ({d['source']})" if d.get('source') else '') +
+                       ''.join(f"; `{f['file']}` sha256 `{f['sha256']}`" for f in d.get('files', []) if f.get('sha256')))
+    for k in ('split', 'training', 'cpu', 'baseline', 'storage'):
+        if card.get(k): lines.append(f"- **{k}**: {card[k]}")
+    if isinstance(card.get('slice'), dict) and 'value' in card['slice']:
+        sl = card['slice']
+        lines.append(f"- **fixed slice**: {sl.get('metric', 'metric')} {sl['value']:.4f}, {sl.get('description', sl)}")
+    if config.get('command'): lines.append(f"- **command**: `{config['command']}`")
+    if config.get('metrics'):
+        lines += ['', '| held-out metric | value |', '| --- | --- |'] + [f"| {k} | {_fmt(v)} |" for k, v in config['metrics'].items()]
+    lines += ['', f"Written by textkit {config['textkit_version']} (format {config['format']} version {config['format_version']}). "
+              "Load it with `textkit.models.load_model(path)`: no pickle, no code runs."]
+    return '\n'.join(lines) + '\n'
+
 # %% ../nbs/10_models.ipynb #ae7a7674
 _DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 
@@ -136,43 +165,7 @@ def save_model(learn:Learner,          # a textkit language-model or classifier 
         (tmp/'README.md').write_text(card_markdown(config), encoding='utf-8')
     return path
 
-# %% ../nbs/10_models.ipynb #ec016c46
-def _fmt(v): return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-def card_markdown(
-    config:dict,  # a model's `config.json`
-) -> str:
-    "A model card (markdown) from a model's `config.json`"
-    card, m = config.get('card') or {}, config['model']
-    lines = [f"# {card.get('title', m['class'])}", '']
-    if card.get('summary'): lines += [card['summary'], '']
-    cfg = ', '.join(f"{k}={_fmt(v)}" for k, v in m['config'].items())
-    lines += [f"- **model**: `{m['class']}({cfg})`, weights stored as {config['weights']['dtype']}",
-              f"- **vocabulary**: {len(config['vocab']):,} tokens; tokenizer {config['tokenizer']}"]
-    if config.get('labels'): lines.append(f"- **labels**: {', '.join(config['labels'])}")
-    d = config.get('data') or {}
-    if d: lines.append(f"- **data**: {d.get('description', d.get('name'))}" + (f" ({d['source']})" if d.get('source') else '') +
-                       ''.join(f"; `{f['file']}` sha256 `{f['sha256']}`" for f in d.get('files', []) if f.get('sha256')))
-    for k in ('split', 'training', 'cpu', 'baseline', 'storage'):
-        if card.get(k): lines.append(f"- **{k}**: {card[k]}")
-    if isinstance(card.get('slice'), dict) and 'value' in card['slice']:
-        sl = card['slice']
-        lines.append(f"- **fixed slice**: {sl.get('metric', 'metric')} {sl['value']:.4f}, {sl.get('description', sl)}")
-    if config.get('command'): lines.append(f"- **command**: `{config['command']}`")
-    if config.get('metrics'):
-        lines += ['', '| held-out metric | value |', '| --- | --- |'] + [f"| {k} | {_fmt(v)} |" for k, v in config['metrics'].items()]
-    lines += ['', f"Written by textkit {config['textkit_version']} (format {config['format']} version {config['format_version']}). "
-              "Load it with `textkit.models.load_model(path)`: no pickle, no code runs."]
-    return '\n'.join(lines) + '\n'
-
 # %% ../nbs/10_models.ipynb #1631a07c
-def _check_dls_vocab(path, vocab, dls):
-    mine = list(dls.vocab) if isinstance(dls, LMDataLoaders) else list(dls.vocab[0])
-    if mine == vocab: return
-    i = next((i for i, (a, b) in enumerate(zip(vocab, mine)) if a != b), min(len(vocab), len(mine)))
-    raise ModelFormatError(path, f"the saved vocabulary ({len(vocab):,} tokens) differs from the DataLoaders' ({len(mine):,}): "
-                                 f"first difference at index {i}")
-
 def read_config(
     path,  # a model directory (or, wrongly, a file: it is sniffed, never unpickled)
 ) -> dict:
@@ -193,6 +186,15 @@ def _sniff_model_file(path:Path) -> str:
     from textkit.io import _PICKLE_HINT
     if head[:2] == b'PK' or head[:1] == b'\x80': return _PICKLE_HINT
     return "a file, not a model directory (config.json + model.safetensors, written by textkit.models.save_model)"
+
+
+# %% ../nbs/10_models.ipynb #173117ff
+def _check_dls_vocab(path, vocab, dls):
+    mine = list(dls.vocab) if isinstance(dls, LMDataLoaders) else list(dls.vocab[0])
+    if mine == vocab: return
+    i = next((i for i, (a, b) in enumerate(zip(vocab, mine)) if a != b), min(len(vocab), len(mine)))
+    raise ModelFormatError(path, f"the saved vocabulary ({len(vocab):,} tokens) differs from the DataLoaders' ({len(mine):,}): "
+                                 f"first difference at index {i}")
 
 def load_model(path,                  # a directory written by `save_model`
                dls=None,              # DataLoaders to train further on: must have the saved vocabulary
@@ -258,6 +260,8 @@ def pretrained_dir(
     check_choice('pretrained model', name, tuple(PRETRAINED))
     return Path(str(resources.files('textkit')/'pretrained'/name))
 
+
+# %% ../nbs/10_models.ipynb #8b457316
 def load_pretrained(
     name:str,  # a name in `PRETRAINED`
     **kwargs,
@@ -265,6 +269,8 @@ def load_pretrained(
     "The pretrained model `name` ('quijote', 'moliere', 'don_mendo', 'imdb') as a ready `Learner`; no download"
     return load_model(pretrained_dir(name), **kwargs)
 
+
+# %% ../nbs/10_models.ipynb #c6b08801
 def resolve_model(
     spec,  # a model directory, or the name of a pretrained model
 ) -> Path:
@@ -290,6 +296,8 @@ def text_perplexity(learn:Learner, # a language-model `Learner`
     model.reset()
     return math.exp(tot/y.numel())
 
+
+# %% ../nbs/10_models.ipynb #b62556f7
 def slice_metric(
     learn:Learner,  # a loaded model
     slice:dict,     # the fixed slice its card names (`config['card']['slice']`)
