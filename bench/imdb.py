@@ -4,13 +4,23 @@
     python bench/imdb.py --size full --budget 1800 --configs best       # beside fastai's AWD-LSTM, same budget
     python bench/imdb.py --size full --budget 90 --configs course --no-awd --test-n 0  # rnn, birnn, ..., bigru
     add --results NAME to also write the table to nbs/results/NAME.csv (as the notebooks' tables clf_course, clf_best, clf_awd)
+    python bench/imdb.py --size full --configs best,pretrained,nblr --budget 1800 --lm-budget 3600 --clf-budget 1200 \
+        --max-len 800 --epochs 4 --no-awd --test-n 0 --plot bench/imdb_pretrained.png   # issue 17: the three systems
+
+`pretrained` is the ULMFiT recipe from random weights (`textkit.ulmfit`): a language model on the training reviews
+outside a 10% validation carve (`--transductive` adds the test reviews' text, without labels), its encoder moved into a
+classifier, fine-tuned with gradual unfreezing; the carve is the only validation it sees, the test reviews are scored
+once. `nblr` is the bag-of-n-grams peer (uni+bigrams of the same tokens, binarized, Naive-Bayes log-count-ratio
+weighting, logistic regression: NBSVM-style, Wang & Manning 2012), its C chosen on the same carve. Every row states its
+CPU seconds: user + system of the process and its children (`resource.getrusage`), training and scoring included.
 
 Every model trains with `fit_one_cycle` driven by `TimeBudget` (process CPU seconds, validation excluded) on the
 official training split and is scored on the official test split (25,000 reviews for `--size full`), with the same
 DataLoaders: reviews cut to their first `--max-len` tokens, vocabulary of at most `--max-vocab` tokens.
 fastai's peer is `text_classifier_learner(dls, AWD_LSTM, pretrained=False)`: the same architecture as ULMFiT's
 classifier, with its embedding and encoder learnt from nothing, like textkit's."""
-import argparse, sys, time
+import argparse, resource, sys, tempfile, time
+from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.foundation import L
 from fastai.metrics import accuracy
@@ -22,6 +32,8 @@ from fastai.callback.core import Callback, CancelValidException
 from textkit.callbacks import TimeBudget
 from textkit.classifier import classifier_learner
 from textkit.experiments import save_results
+from textkit.lm import lm_learner
+from textkit.ulmfit import imdb_splits, imdb_lm_dls, imdb_clas_dls, fine_tune_classifier
 
 COURSE = dict(emb_sz=100, hidden_sz=100, pool='last', head=(10,))  # the course notebook's sizes
 CONFIGS = {
@@ -37,6 +49,66 @@ CONFIGS = {
                    input_p=0.1, hidden_p=0.3, output_p=0.3, head_p=0.1),
 }
 GROUPS = {'course': ['rnn', 'birnn', 'lstm', 'bilstm', 'gru', 'bigru']}
+SPECIAL = ('pretrained', 'nblr')  # not a `classifier_learner` config: a pipeline each
+# the pretrained pipeline's models: a one-way LSTM language model, tied weights, and its classifier (same encoder sizes)
+PRETRAINED = dict(arch='lstm', emb_sz=256, hidden_sz=256, n_layers=1)
+PRE_CLAS = dict(pool='concat', head=(64,), act='relu', input_p=0.1, hidden_p=0.2, output_p=0.3, head_p=0.1)
+
+def cpu_now() -> float:
+    "CPU seconds (user + system) of this process and its finished children"
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+def nblr(a):
+    "The NB-LR peer: uni+bigram presence, NB log-count ratios, logistic regression with C chosen on the carve"
+    from scipy import sparse
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    # every token kept (min_freq 1, no cap): n-grams need no vocabulary limit; the tokens are the classifiers' (cached)
+    sp = imdb_splits(a.size, valid_pct=a.valid_pct, seed=a.seed, max_vocab=10**7, min_freq=1, max_reviews=a.max_reviews)
+    c0 = cpu_now()
+    docs = [' '.join(map(str, o.tolist())) for o in sp['ids']]
+    y = np.array([l == 'positive' for l in sp['labels']], int)
+    vec = CountVectorizer(ngram_range=(1, 2), binary=True, token_pattern=r'\S+', lowercase=False)
+    tr, va, te = sp['train'], sp['valid'], sp['test']
+    X = sparse.csr_matrix(vec.fit_transform([docs[i] for i in tr]))
+    p, q = 1 + X[y[tr] == 1].sum(0).A1, 1 + X[y[tr] == 0].sum(0).A1
+    r = np.log(p/p.sum()) - np.log(q/q.sum())
+    nb = lambda idx: vec.transform([docs[i] for i in idx]).multiply(r).tocsr()
+    Xtr, Xva = X.multiply(r).tocsr(), nb(va)
+    best = max(((LogisticRegression(C=C, max_iter=1000, solver='liblinear').fit(Xtr, y[tr]), C) for C in a.nblr_c),
+               key=lambda mc: (mc[0].predict(Xva) == y[va]).mean())
+    m, C = best
+    acc_valid = (m.predict(Xva) == y[va]).mean()
+    acc = (m.predict(nb(te)) == y[te]).mean()
+    return dict(accuracy=round(float(acc), 4), acc_valid=round(float(acc_valid), 4), cpu_s=round(cpu_now() - c0, 1),
+                params=int(len(r)) + 1, note=f"C={C} (chosen on the carve from {list(a.nblr_c)}), {len(tr):,} training reviews")
+
+def pretrained(a):
+    "The ULMFiT pipeline from random weights: LM pretraining, encoder moved, gradual unfreezing; scored once on the test reviews"
+    c0 = cpu_now()
+    sp = imdb_splits(a.size, valid_pct=a.valid_pct, seed=a.seed, max_vocab=a.lm_vocab, max_reviews=a.max_reviews)
+    path = Path(tempfile.mkdtemp(prefix='textkit-ulmfit-'))
+    set_seed(a.seed)
+    lm_dls = imdb_lm_dls(a.size, bs=a.lm_bs, seq_len=a.lm_seq_len, transductive=a.transductive, splits=sp)
+    lm = lm_learner(lm_dls, **PRETRAINED, tie_weights=True, input_p=0.1, hidden_p=0.1, output_p=0.2, wd=0.01, path=path)
+    l0 = cpu_now()
+    with lm.no_bar(): lm.fit_one_cycle(a.lm_epochs, a.lm_lr, cbs=[TimeBudget(a.lm_budget)])
+    lm_cpu = cpu_now() - l0
+    lm_ppl = float(lm.recorder.values[-1][-1]) if lm.recorder.values else None
+    lm.save_encoder('lm')
+    set_seed(a.seed)
+    cdls = imdb_clas_dls(a.size, 'split', bs=a.bs, max_len=a.max_len, splits=sp)
+    clf = classifier_learner(cdls, **PRETRAINED, **PRE_CLAS, wd=0.01, path=path).load_encoder('lm')
+    with clf.no_bar(): fine_tune_classifier(clf, lr=a.clf_lr, epochs=a.clf_epochs, cbs=[TimeBudget(a.clf_budget/len(a.clf_epochs))])
+    acc_valid = clf.validate()[1]
+    with clf.no_bar(): acc = clf.validate(dl=imdb_clas_dls(a.size, 'test', bs=a.bs, max_len=a.max_len, splits=sp).valid)[1]
+    return dict(accuracy=round(float(acc), 4), acc_valid=round(float(acc_valid), 4), cpu_s=round(cpu_now() - c0, 1),
+                lm_cpu_s=round(lm_cpu), lm_valid_perplexity=None if lm_ppl is None else round(lm_ppl, 1),
+                lm_tokens=int(sum(len(sp['ids'][i]) for i in lm_dls.splits['train'] + (sp['test'] if a.transductive else []))),
+                params=sum(p.numel() for p in clf.model.parameters()),
+                note=f"LM {'train+test text (transductive)' if a.transductive else 'training reviews only'}, vocab {len(sp['vocab']):,}, "
+                     f"{len(sp['train']):,} training reviews, one-way forward LSTM")
 
 class SkipValidation(Callback):
     "No validation at the end of each epoch: the models are scored once, after training"
@@ -71,13 +143,27 @@ def main():
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--results', default=None, help='also write the table to nbs/results/<RESULTS>.csv (`textkit.experiments.save_results`)')
+    p.add_argument('--valid-pct', type=float, default=0.1, help='pretrained, nblr: share of training reviews carved for selection')
+    p.add_argument('--max-reviews', type=int, default=None, help='pretrained, nblr: a reduced run on this many training reviews')
+    p.add_argument('--lm-vocab', type=int, default=30000, help='pretrained: the capped vocabulary of the LM and its classifier')
+    p.add_argument('--lm-budget', type=float, default=3600, help='pretrained: LM training CPU seconds')
+    p.add_argument('--lm-epochs', type=int, default=1, help='pretrained: LM one-cycle epochs (an upper bound with --lm-budget)')
+    p.add_argument('--lm-lr', type=float, default=3e-3)
+    p.add_argument('--lm-bs', type=int, default=32)
+    p.add_argument('--lm-seq-len', type=int, default=72)
+    p.add_argument('--transductive', action='store_true', help="pretrained: the LM also reads the test reviews' text (no labels)")
+    p.add_argument('--clf-budget', type=float, default=1200, help='pretrained: fine-tuning CPU seconds, split over the stages')
+    p.add_argument('--clf-lr', type=float, default=2e-2)
+    p.add_argument('--clf-epochs', type=lambda s: tuple(int(x) for x in s.split(',')), default=(1, 1, 2), help='pretrained: epochs per stage')
+    p.add_argument('--nblr-c', type=lambda s: tuple(float(x) for x in s.split(',')), default=(0.1, 1.0, 10.0))
+    p.add_argument('--plot', default=None, help='write test accuracy against CPU minutes, one point per row, to this file')
     p.add_argument('--test-n', type=int, default=2000,
                    help="also score every model on this many test reviews (a fixed random subset), the only test "
                         "fastai's AWD-LSTM gets: scoring it on all 25,000 would take hours of CPU")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     names = [n for c in a.configs.split(',') for n in GROUPS.get(c, [c])]
-    unknown = [n for n in names if n not in CONFIGS]
+    unknown = [n for n in names if n not in CONFIGS and n not in SPECIAL]
     if unknown: p.error(f"unknown configs {unknown}; valid: {list(CONFIGS)} or 'course'")
     t0 = time.perf_counter()
     dls = imdb_dls(a.size, bs=a.bs, max_len=a.max_len, max_vocab=a.max_vocab)
@@ -88,9 +174,14 @@ def main():
     sub = dls.valid.new(dataset=L(dls.valid_ds[int(i)] for i in idx), shuffle=False) if a.test_n else None
     rows = []
     for name in names:
-        set_seed(a.seed)
-        learn = classifier_learner(dls, wd=0.01, **CONFIGS[name])
-        rows.append(dict(model=f'textkit {name}', **run(learn, a.budget, a.lr, sub, max_epochs=a.epochs)))
+        c0 = cpu_now()
+        if name == 'nblr': rows.append(dict(model='NB-LR (uni+bigrams, scikit-learn)', **nblr(a)))
+        elif name == 'pretrained': rows.append(dict(model='textkit pretrained (ULMFiT recipe)', **pretrained(a)))
+        else:
+            set_seed(a.seed)
+            learn = classifier_learner(dls, wd=0.01, **CONFIGS[name])
+            rows.append(dict(model=f'textkit {name}', **run(learn, a.budget, a.lr, sub, max_epochs=a.epochs)))
+            rows[-1]['cpu_s'] = round(cpu_now() - c0, 1)
         print(rows[-1], flush=True)
     if not a.no_awd:
         set_seed(a.seed)
@@ -103,8 +194,16 @@ def main():
           (f"; acc_subset: the same {len(idx):,} test reviews for every model" if a.test_n else ''))
     print(df.to_string())
     if a.results:
-        out = pd.DataFrame([dict(model=r['model'], max_len=a.max_len, epochs=r['epochs'], train_cpu_s=r['train_cpu_s'], accuracy=r.get('accuracy'),
-                                 acc_subset=r.get('acc_subset'), params_M=round(r['params']/1e6, 1)) for r in rows])
+        out = pd.DataFrame([dict(model=r['model'], max_len=a.max_len, epochs=r.get('epochs'), train_cpu_s=r.get('train_cpu_s', r.get('cpu_s')), accuracy=r.get('accuracy'),
+                                 acc_subset=r.get('acc_subset'), params_M=round(r['params']/1e6, 1) if r.get('params') else None) for r in rows])
         print('written:', save_results(out, a.results, ' '.join(['python bench/imdb.py', *sys.argv[1:]])))
+    if a.plot:
+        import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for m, r in df.iterrows():
+            if 'accuracy' in r and r.accuracy == r.accuracy and 'cpu_s' in r: ax.scatter(r.cpu_s/60, r.accuracy*100); ax.annotate(m, (r.cpu_s/60, r.accuracy*100), fontsize=8)
+        ax.set_xlabel('CPU minutes (user + system, process and children)'); ax.set_ylabel(f'test accuracy (%), {len(dls.valid_ds):,} reviews')
+        ax.set_title(f'IMDB {a.size}: accuracy against CPU time'); fig.tight_layout(); fig.savefig(a.plot, dpi=120)
+        print(f"plot: {a.plot}")
 
 if __name__ == '__main__': main()

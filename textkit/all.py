@@ -10,6 +10,7 @@ from .experiments import *
 from .viz import *
 from .io import *
 from .models import *
+from .ulmfit import *
 # fastai.learner has its own `save_model` / `load_model` (state dicts of a model and optimizer): a star import must not
 # hide them, so textkit's stay in their module: `from textkit.models import save_model, load_model`.
 del save_model, load_model

@@ -25,7 +25,7 @@ from .lm import rnn_class, deprecated_kwargs, delegates_kwargs, constructor_args
 
 # %% auto #0
 __all__ = ['POOLS', 'ACTS', 'right_pad', 'recurrent_layer', 'reverse_within', 'fused_unpacked', 'TextClassifier',
-           'classifier_learner', 'train_classifier']
+           'classifier_splitter', 'TextClassifierLearner', 'classifier_learner', 'train_classifier']
 
 # %% ../nbs/04_classifier.ipynb #4e4cdbaf
 POOLS = ('last', 'max', 'mean', 'concat')
@@ -175,6 +175,16 @@ def _pooled(self:TextClassifier,
 TextClassifier.encode, TextClassifier.pooled = _encode, _pooled
 
 # %% ../nbs/04_classifier.ipynb #ac5872df
+def classifier_splitter(
+    model:TextClassifier,  # the classifier to split
+) -> list:
+    "Parameter groups of `model`: the embedding, each recurrent layer (both directions), the head: what fastai's `freeze_to` and `slice` learning rates index"
+    layers = [[p for n, p in model.rnn.named_parameters() if n.endswith((f'_l{l}', f'_l{l}_reverse'))] for l in range(model.n_layers)]
+    return [list(model.emb.parameters()), *layers, list(model.head.parameters())]
+
+class TextClassifierLearner(Learner):
+    "A fastai `Learner` for a `TextClassifier`, split by `classifier_splitter` so `freeze`, `freeze_to`, `unfreeze` and `slice` learning rates work"
+
 @deprecated_kwargs(**_OLD_DROPS)
 @delegates_kwargs(TextClassifier.__init__)
 def classifier_learner(
@@ -183,13 +193,14 @@ def classifier_learner(
     loss_func=None,   # default `CrossEntropyLossFlat()`
     metrics=accuracy, # fastai metrics
     **kwargs,
-) -> Learner:
-    "A fastai `Learner` for a `TextClassifier` on `dls`; `kwargs` go to the model, then to `Learner`"
+) -> TextClassifierLearner:
+    "A fastai `Learner` for a `TextClassifier` on `dls`, split into embedding, recurrent layers and head; `kwargs` go to the model, then to `Learner`"
     vocab, labels = dls.vocab
     model_args = inspect.signature(TextClassifier).parameters
     model = TextClassifier(len(vocab), arch, n_out=len(labels), pad_idx=list(vocab).index(PAD),
                            **{k: kwargs.pop(k) for k in list(kwargs) if k in model_args})
-    return Learner(dls, model, loss_func=ifnone(loss_func, CrossEntropyLossFlat()), metrics=metrics, **kwargs)
+    kwargs.setdefault('splitter', classifier_splitter)
+    return TextClassifierLearner(dls, model, loss_func=ifnone(loss_func, CrossEntropyLossFlat()), metrics=metrics, **kwargs)
 
 # %% ../nbs/04_classifier.ipynb #a7d40f89
 _DATA = {'imdb_sample': 'sample', 'imdb': 'full'}
