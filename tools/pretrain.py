@@ -103,10 +103,10 @@ def train_clf_recipe(name, r):
     c0, w0 = time.process_time(), time.perf_counter()
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(r['epochs'], r['lr'], cbs=[SkipValidation()] + ([TimeBudget(r['budget'])] if r['budget'] else []))
-    cpu, wall = time.process_time()-c0, time.perf_counter()-w0
+    cpu, wall, steps = time.process_time()-c0, time.perf_counter()-w0, learn.train_iter
     with learn.no_bar(): loss, acc = learn.validate()
     metrics = dict(accuracy=float(acc), loss=float(loss))
-    info = dict(steps=learn.train_iter, train_cpu_s=round(cpu, 1), train_wall_s=round(wall, 1),
+    info = dict(steps=steps, train_cpu_s=round(cpu, 1), train_wall_s=round(wall, 1),
                 train_reviews=len(dls.train_ds), test_reviews=len(dls.valid_ds))
     return learn, metrics, info
 
