@@ -353,6 +353,7 @@ class CharTok:
     "Split each text into its characters (fastai tokenizer protocol: a batch of texts in, token lists out)"
     def __call__(self, items): return (list(t) for t in items)
 
+# %% ../nbs/00_data.ipynb #d27ce53e
 def char_tokenizer() -> Tokenizer:
     "fastai `Tokenizer` at character level: no rules, decodes by joining characters"
     return Tokenizer(CharTok(), rules=[], sep='')
@@ -368,6 +369,7 @@ def word_tokenize(text:str,         # any text
     "Spanish-aware word tokens of `text`: words, each punctuation mark, and newlines"
     return _re_word.findall(text.lower() if lower else text)
 
+# %% ../nbs/00_data.ipynb #48cfab57
 def detokenize(toks, # word tokens, e.g. from `word_tokenize`
               ) -> str:
     "Join word tokens into readable text: spaces between words, none inside `¿...?`, `«...»`, before `,.;:`"
@@ -377,6 +379,7 @@ def detokenize(toks, # word tokens, e.g. from `word_tokenize`
         out.append(t); prev = t
     return ''.join(out)
 
+# %% ../nbs/00_data.ipynb #5adb437c
 class WordTok:
     "Spanish-aware word tokenizer (fastai tokenizer protocol)"
     def __init__(self,
@@ -385,6 +388,7 @@ class WordTok:
         self.lower = lower
     def __call__(self, items): return (word_tokenize(t, self.lower) for t in items)
 
+# %% ../nbs/00_data.ipynb #2079c8fc
 class TextTokenizer(Tokenizer):
     "fastai `Tokenizer` that decodes with `detok` (a function of the token list) instead of a separator"
     def __init__(self,
@@ -397,6 +401,7 @@ class TextTokenizer(Tokenizer):
         self.detok = ifnone(detok, detokenize)
     def decodes(self, o): return TitledStr(self.detok(o))
 
+# %% ../nbs/00_data.ipynb #840071ea
 def word_tokenizer(lower:bool=False, # lowercase the texts first
                   ) -> Tokenizer:
     "fastai `Tokenizer` at word level, Spanish-aware, decoding to readable text"
@@ -617,9 +622,9 @@ def _rep_candidates(joined:str) -> np.ndarray:
     return np.unique(np.searchsorted(np.flatnonzero(a == ord(_SEP)), np.flatnonzero(m)))
 
 def _wrep_candidates(joined:str) -> list:
-    "Reviews of `joined` holding the same whitespace-separated chunk twice in a row: all those `replace_wrep` changes"
-    ch = joined.replace(_SEP, f' {_SEP} ').split()
-    eqs = list(compress(count(), map(operator.eq, ch, islice(ch, 1, None))))
+    "Reviews of `joined` where a whitespace-separated chunk comes twice and starts the next chunk: all those `replace_wrep` changes"
+    ch = joined.replace(_SEP, f' {_SEP} ').split() + ['']
+    eqs = [i for i in compress(count(), map(operator.eq, ch, islice(ch, 1, None))) if ch[i+2].startswith(ch[i])]
     if not eqs: return []
     seps = list(compress(count(), map(operator.eq, ch, repeat(_SEP))))
     return sorted({bisect_left(seps, i) for i in eqs})
@@ -702,29 +707,42 @@ class TokenizedTexts:
         codes = np.concatenate([gcodes[o:o+len(p.vocab)][p.codes] for o, p in zip(offs, parts)]).astype(np.int32)
         return cls(uniq.tolist(), codes, np.concatenate([p.lengths for p in parts]))
 
+# %% ../nbs/00_data.ipynb #f91b9180
 def _is_imdb_tokenizer(tok) -> bool:
     "Does `tok` tokenize exactly as `imdb_tokenizer()`, so that the fast path gives its tokens?"
     return (type(tok.tok) is WordTok and not tok.tok.lower
             and [getattr(r, '__name__', r) for r in tok.rules] == [r.__name__ for r in _fa_defaults.text_proc_rules])
 
+from concurrent.futures import Future
+
 def _block_worker(texts): return TokenizedTexts(*_tokenize_block(texts))
+
+def _tokenize_batches(batches, n_workers:int, tok) -> TokenizedTexts:
+    "All the texts of `batches` (an iterable of text lists, read while the earlier batches are being tokenized), as `fast_tokenize` does"
+    fast, ex, parts = _is_imdb_tokenizer(tok), None, []
+    try:
+        for texts in batches:
+            texts = [str(t) for t in texts]
+            if not fast or any(_SEP in t or _NL in t for t in texts):
+                parts.append(TokenizedTexts.from_lists(list(tokenize_texts(texts, n_workers=n_workers, rules=tok.rules, tok=tok.tok))))
+            elif n_workers <= 1 or len(texts) < 512: parts.append(_block_worker(texts))
+            else:                                 # blocks small enough that the workers finish together
+                if ex is None:
+                    ctx = multiprocessing.get_context('fork' if 'fork' in multiprocessing.get_all_start_methods() else None)
+                    ex = ProcessPoolExecutor(n_workers, mp_context=ctx)
+                step = min(-(-len(texts)//(4*n_workers)), 4096)
+                parts += [ex.submit(_block_worker, texts[i:i+step]) for i in range(0, len(texts), step)]
+        parts = [p.result() if isinstance(p, Future) else p for p in parts]
+    finally:
+        if ex is not None: ex.shutdown(cancel_futures=True)
+    return parts[0] if len(parts) == 1 else TokenizedTexts.concat(parts)
 
 def fast_tokenize(texts,               # the texts (a list or a pandas Series of str)
                   n_workers:int|None=None,  # processes (default fastai's `defaults.cpus`); 0 or 1: this process
                   tok=None,            # a `Tokenizer`: `imdb_tokenizer()` (the default) takes the fast path, any other fastai's `tokenize_texts`
                  ) -> TokenizedTexts:
     "Tokenize `texts` exactly as `tok` (default `imdb_tokenizer()`) does one text at a time, in batches and in parallel"
-    texts = [str(t) for t in texts]
-    tok = ifnone(tok, imdb_tokenizer())
-    n_workers = ifnone(n_workers, _fa_defaults.cpus)
-    if not _is_imdb_tokenizer(tok) or any(_SEP in t or _NL in t for t in texts):
-        return TokenizedTexts.from_lists(list(tokenize_texts(texts, n_workers=n_workers, rules=tok.rules, tok=tok.tok)))
-    if n_workers <= 1 or len(texts) < 512: return _block_worker(texts)
-    step = -(-len(texts)//(4*n_workers))
-    blocks = [texts[i:i+step] for i in range(0, len(texts), step)]
-    ctx = multiprocessing.get_context('fork' if 'fork' in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex: parts = list(ex.map(_block_worker, blocks))
-    return TokenizedTexts.concat(parts)
+    return _tokenize_batches([texts], ifnone(n_workers, _fa_defaults.cpus), ifnone(tok, imdb_tokenizer()))
 
 # %% ../nbs/00_data.ipynb #f87b53cc
 class _Ranked:
@@ -744,43 +762,14 @@ def make_vocab_from_codes(tt:TokenizedTexts,   # tokenized texts
     rank = np.argsort(-counts, kind='stable')     # `most_common`: by count, ties in insertion order
     return make_vocab(_Ranked([(tt.vocab[order[i]], int(counts[i])) for i in rank]), min_freq=min_freq, max_vocab=max_vocab)
 
+# %% ../nbs/00_data.ipynb #1cf05a1e
 def numericalize_codes(tt:TokenizedTexts, # tokenized texts
                        vocab:list,        # a fastai vocabulary (`make_vocab`'s output)
                       ) -> np.ndarray:
     "Token ids of all of `tt`'s tokens, as fastai's `Numericalize(vocab)` gives them (unknown tokens: 0, `xxunk`)"
     o2i = {v: k for k, v in enumerate(vocab) if v != FAKE_TOK}
-    lut = np.array([o2i.get(t, 0) for t in tt.vocab] or [0], np.int64)
+    lut = np.array([o2i.get(t, 0) for t in tt.vocab] or [0], np.int32 if len(vocab) < 2**31 else np.int64)
     return lut[tt.codes]
-
-def _data_key(size, df) -> list:
-    "Checksums of the data `imdb_dls` reads: its files, or the DataFrame it is given"
-    if df is not None:
-        return ['df', hashlib.sha256(pd.util.hash_pandas_object(df[['text', 'label', 'is_valid']].astype(str), index=False).values.tobytes()).hexdigest()]
-    return [size] + [_file_sha256(p) for p in corpus_paths('imdb_sample' if size == 'sample' else 'imdb')]
-
-def _imdb_tokens(size, df, tok, n_workers, cache):
-    "Tokens, labels and split of IMDB (`size`) or `df`, from the token cache or tokenized now"
-    if df is None: check_choice('size', size, ('sample', 'full'))
-    key = {'data': _data_key(size, df), 'tokenizer': _tok_signature(tok)}
-    def build():
-        d = get_imdb(size) if df is None else df
-        tt = fast_tokenize(d.text, n_workers=n_workers, tok=tok)
-        meta = {'tokens': tt.vocab, 'labels': [str(l) for l in d.label], 'is_valid': [bool(v) for v in d.is_valid]}
-        return {'codes': tt.codes, 'lengths': tt.lengths}, meta
-    arrays, meta = _cached('tokens', key, build, cache)
-    return TokenizedTexts(meta['tokens'], arrays['codes'], arrays['lengths']), meta['labels'], np.array(meta['is_valid'], bool), key
-
-def _imdb_ids(size, df, tok, n_workers, cache, max_vocab, min_freq):
-    "(vocab, ids, lengths, labels, is_valid) of IMDB: from the id cache, else from the tokens"
-    key = {'data': _data_key(size, df), 'tokenizer': _tok_signature(tok), 'max_vocab': max_vocab, 'min_freq': min_freq}
-    def build():
-        tt, labels, is_valid, _ = _imdb_tokens(size, df, tok, n_workers, cache)
-        vocab = make_vocab_from_codes(tt, ~is_valid, min_freq=min_freq, max_vocab=max_vocab)
-        ids = numericalize_codes(tt, vocab)
-        dtype = np.int32 if len(vocab) < 2**31 else np.int64
-        return {'ids': ids.astype(dtype), 'lengths': tt.lengths, 'is_valid': is_valid}, {'vocab': vocab, 'labels': labels}
-    arrays, meta = _cached('imdb_ids', key, build, cache)
-    return meta['vocab'], arrays['ids'], arrays['lengths'], meta['labels'], arrays['is_valid']
 
 # %% ../nbs/00_data.ipynb #7c759246
 class ReviewIds(Transform):
@@ -791,6 +780,7 @@ class ReviewIds(Transform):
         self.ids = ids
     def encodes(self, i:int): return self.ids[i]
 
+# %% ../nbs/00_data.ipynb #adf58fb2
 class ItemLabel(Transform):
     "An item index to its label"
     def __init__(self,
@@ -799,6 +789,7 @@ class ItemLabel(Transform):
         self.labels = labels
     def encodes(self, i:int): return self.labels[i]
 
+# %% ../nbs/00_data.ipynb #f191883a
 class IdsNumericalize(Numericalize):
     "fastai's `Numericalize` on a given vocabulary, which lets token ids (a numpy array) through as they are"
     def __init__(self, vocab:list): # a fastai vocabulary
@@ -807,6 +798,64 @@ class IdsNumericalize(Numericalize):
     def encodes(self, o):
         if isinstance(o, np.ndarray): return TensorText(torch.from_numpy(o.astype(np.int64)))
         return TensorText(tensor([self.o2i[o_] for o_ in o]))
+
+# %% ../nbs/00_data.ipynb #2fe1607d
+import threading
+
+_writers = []  # threads writing cache entries
+
+def _wait_writes():
+    "Wait until every cache entry being written is on disk"
+    while _writers: _writers.pop().join()
+
+def _cached_later(kind:str, key:dict, build:Callable, cache:bool=True):
+    "`_cached`, except that a new entry is written by a thread while the caller goes on (`_wait_writes` waits for it)"
+    if not cache: return build()
+    _wait_writes()
+    if (cache_dir()/kind/_digest(key)).exists(): return _cached(kind, key, build)  # read, or reported and rebuilt
+    arrays, meta = build()
+    _writers.append(threading.Thread(target=_cached, args=(kind, key, lambda: (arrays, meta))))
+    _writers[-1].start()
+    return arrays, meta
+
+def _data_key(size, df) -> list:
+    "Checksums of the data `imdb_dls` reads: its files, or the DataFrame it is given"
+    if df is not None:
+        return ['df', hashlib.sha256(pd.util.hash_pandas_object(df[['text', 'label', 'is_valid']].astype(str), index=False).values.tobytes()).hexdigest()]
+    return [size] + [_file_sha256(p) for p in corpus_paths('imdb_sample' if size == 'sample' else 'imdb')]
+
+def _imdb_frames(size):
+    "`get_imdb(size)` one file at a time: the training reviews, then the test reviews"
+    if size != 'full': yield get_imdb(size); return
+    for path, valid in zip(corpus_paths('imdb'), (False, True)):
+        d = pd.read_csv(path).assign(is_valid=valid)
+        yield d.assign(label=d.label.map(_IMDB_LABELS))[['text', 'label', 'is_valid']]
+
+def _imdb_tokens(size, df, tok, n_workers, cache):
+    "Tokens, labels and split of IMDB (`size`) or `df`, from the token cache or tokenized now"
+    if df is None: check_choice('size', size, ('sample', 'full'))
+    key = {'data': _data_key(size, df), 'tokenizer': _tok_signature(tok)}
+    def build():
+        frames = []
+        def batches():                            # the test file is read while the training reviews are tokenized
+            for d in (_imdb_frames(size) if df is None else [df]): frames.append(d); yield d.text
+        tt = _tokenize_batches(batches(), ifnone(n_workers, _fa_defaults.cpus), tok)
+        meta = {'tokens': tt.vocab, 'labels': [str(l) for d in frames for l in d.label],
+                'is_valid': [bool(v) for d in frames for v in d.is_valid]}
+        return {'codes': tt.codes, 'lengths': tt.lengths}, meta
+    arrays, meta = _cached_later('tokens', key, build, cache)
+    return TokenizedTexts(meta['tokens'], arrays['codes'], arrays['lengths']), meta['labels'], np.array(meta['is_valid'], bool), key
+
+def _imdb_ids(size, df, tok, n_workers, cache, max_vocab, min_freq):
+    "(vocab, ids, lengths, labels, is_valid) of IMDB: from the id cache, else from the tokens"
+    key = {'data': _data_key(size, df), 'tokenizer': _tok_signature(tok), 'max_vocab': max_vocab, 'min_freq': min_freq}
+    def build():
+        tt, labels, is_valid, _ = _imdb_tokens(size, df, tok, n_workers, cache)
+        vocab = make_vocab_from_codes(tt, ~is_valid, min_freq=min_freq, max_vocab=max_vocab)
+        ids = numericalize_codes(tt, vocab)
+        return {'ids': ids, 'lengths': tt.lengths, 'is_valid': is_valid}, {'vocab': vocab, 'labels': labels}
+    arrays, meta = _cached_later('imdb_ids', key, build, cache)
+    return meta['vocab'], arrays['ids'], arrays['lengths'], meta['labels'], arrays['is_valid']
 
 def imdb_dls(size:str='sample',        # 'sample' (1,000 reviews) or 'full' (25,000 train + 25,000 test)
              bs:int=64,                # batch size
@@ -832,7 +881,9 @@ def imdb_dls(size:str='sample',        # 'sample' (1,000 reviews) or 'full' (25,
     dblock = DataBlock(blocks=(text, CategoryBlock(vocab=sorted(set(labels)))),
                        get_x=ReviewIds(ids), get_y=ItemLabel(labels), splitter=lambda _: (train, valid))
     res = [{'res': lengths[train].tolist()}, {'val_res': lengths[valid].tolist()}]
-    return dblock.dataloaders(range(len(ids)), bs=bs, n_workers=0, dl_kwargs=res, **kwargs)
+    dls = dblock.dataloaders(range(len(ids)), bs=bs, n_workers=0, dl_kwargs=res, **kwargs)
+    _wait_writes()                               # the cache entries written while the DataLoaders were built
+    return dls
 
 # %% ../nbs/00_data.ipynb #a71dba6a
 class PretokenizedTokenizer(Tokenizer):
@@ -841,6 +892,7 @@ class PretokenizedTokenizer(Tokenizer):
         if isinstance(getattr(dsets, 'items', None), pd.DataFrame) and f'{self.tok_text_col}_length' in dsets.items: return dsets
         return super().setups(dsets)
 
+# %% ../nbs/00_data.ipynb #5fce65bb
 def tokenize_imdb(df:pd.DataFrame,            # a DataFrame with a `text` column
                   tok=None,                   # a fastai `Tokenizer`; default `imdb_tokenizer()`
                   n_workers:int|None=None,    # processes (default fastai's `defaults.cpus`)
@@ -849,6 +901,7 @@ def tokenize_imdb(df:pd.DataFrame,            # a DataFrame with a `text` column
     tok = ifnone(tok, imdb_tokenizer())
     return tokenize_df(df, 'text', n_workers=ifnone(n_workers, _fa_defaults.cpus), rules=tok.rules, tok=tok.tok)
 
+# %% ../nbs/00_data.ipynb #a1340ed6
 def fastai_imdb_dls(df:pd.DataFrame,         # a DataFrame `text, label, is_valid`
                     bs:int=64,               # batch size
                     seq_len:int=72,          # padding chunk

@@ -80,7 +80,8 @@ def train_lm_recipe(name, r):
     c0, w0 = time.process_time(), time.perf_counter()
     with learn.no_bar(): getattr(learn, SCHEDULES[r['schedule']])(r['epochs'], r['lr'], cbs=cbs)
     cpu, wall = time.process_time()-c0, time.perf_counter()-w0
-    train_ids, valid_ids = (torch.as_tensor(dl.dataset[0]).long() for dl in (dls.train, dls.valid))
+    torch.save(learn.model.state_dict(), Path(ROOT/'_train')/f'{name}_weights_only.pt') if (ROOT/'_train').is_dir() else None  # a first copy, whatever follows
+    train_ids, valid_ids = (torch.as_tensor(dl.dataset[0][0]).long() for dl in (dls.train, dls.valid))  # the id streams
     nll = heldout_nll(learn.model, valid_ids, min(64, r['bs']), r['seq_len'])
     metrics = dict(perplexity=math.exp(nll))
     if r['level'] == 'char': metrics['bits_per_char'] = nll/math.log(2)
