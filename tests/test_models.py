@@ -273,6 +273,14 @@ def test_clf_train_saves_safely(tmp_path, capsys):
     assert read_json(tmp_path/'clf'/'config.json')['command'].startswith('textkit clf train')
     cli.main(['clf', 'predict', '--model', str(tmp_path/'clf'), 'great'])
 
+def test_cli_embeddings_closes_figure(tmp_path, capsys):
+    "`textkit embeddings` writes its PNG and leaves no figure open (a notebook drew it twice; a long session piled them up)"
+    import matplotlib.pyplot as plt
+    plt.close('all')
+    cli.main(['embeddings', 'don_mendo', '--method', 'pca', '--n', '30', '--out', str(tmp_path/'e.png')])
+    assert (tmp_path/'e.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert plt.get_fignums() == []
+
 # ---- demo ---------------------------------------------------------------------------------------------------------
 
 def test_demo_live_deterministic(capsys):
