@@ -410,3 +410,97 @@ def test_packed_in_packed_out(enforce_sorted):
         padded, h2 = scratch(x, lengths=torch.tensor(lengths))
         assert_same(h, h2, 1e-12)
         torch.testing.assert_close(pad_packed_sequence(o, total_length=5)[0], padded, atol=1e-12, rtol=0)
+
+# the fast LSTM path (`lstm_scan`), on every device present: the cuda cases are skipped where there is no GPU
+DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(not torch.cuda.is_available(), reason='no CUDA device'))]
+
+def _fast_and_reference(device, **cfg):
+    "An LSTM on the fast path, the same weights on the reference `scan`, and the `torch.nn` twin, in float64 on `device`"
+    torch.manual_seed(0)
+    fast = LSTM(**cfg, dtype=torch.double, device=device)
+    slow = LSTM(**cfg, dtype=torch.double, device=device)
+    slow.load_state_dict(fast.state_dict()); slow.fast_path = False
+    return fast, slow, fast.to_torch()
+
+def _run_dev(m, x, hx, seed=0, **kw):
+    "`run` on any device: outputs and the gradients of a fixed random function of them"
+    torch.manual_seed(1)  # the same dropout masks on both paths
+    m.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_()
+    hx = None if hx is None else tuple(t.clone().requires_grad_() for t in hx) if isinstance(hx, tuple) else hx.clone().requires_grad_()
+    res = m(x, hx, **kw)
+    g = torch.Generator().manual_seed(seed)
+    sum((t*torch.randn(t.shape, generator=g, dtype=t.dtype).to(t.device)).sum() for t in flat(res)).backward()
+    return flat(res) + (x.grad,) + tuple(t.grad for t in (flat(hx) if hx is not None else ())) + tuple(p.grad for p in m.parameters())
+
+def _same(a, b, tol=1e-10):
+    for u, v in zip(a, b, strict=True):
+        torch.testing.assert_close(u, v, atol=tol, rtol=0)
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('bidirectional', [False, True])
+@pytest.mark.parametrize('training', [False, True])
+def test_fast_lstm_equals_reference_and_torch(device, bidirectional, training):
+    "Values and every gradient within 1e-10 in float64: with lengths= and dropout in training against the reference, packed against torch.nn"
+    fast, slow, ref = _fast_and_reference(device, input_size=3, hidden_size=5, num_layers=2, bidirectional=bidirectional, dropout=0.4)
+    for m in (fast, slow, ref): m.train(training)
+    T, B, D = 6, 4, 2 if bidirectional else 1
+    x = torch.randn(T, B, 3, dtype=torch.double, device=device)
+    hx = tuple(torch.randn(2*D, B, 5, dtype=torch.double, device=device) for _ in range(2))
+    lens = torch.tensor([6, 3, 1, 0])
+    for kw in ({}, dict(lengths=lens), dict(mask=lengths_to_mask(lens, T, batch_first=False).to(device))):
+        _same(_run_dev(fast, x, hx, **kw), _run_dev(slow, x, hx, **kw))
+    if not training:  # torch.nn's dropout masks differ from ours; evaluation compares with it
+        _same(_run_dev(fast, x, hx), _run_dev(ref, x, hx))
+        lens = torch.tensor([6, 3, 1, 2])  # a PackedSequence needs lengths >= 1
+        p_fast, p_ref = (m(pack_padded_sequence(x, lens, enforce_sorted=False), hx) for m in (fast, ref))
+        torch.testing.assert_close(pad_packed_sequence(p_fast[0])[0], pad_packed_sequence(p_ref[0])[0], atol=1e-10, rtol=0)
+        torch.testing.assert_close(p_fast[1], p_ref[1], atol=1e-10, rtol=0)
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('reverse', [False, True])
+@pytest.mark.parametrize('padded', [False, True])
+def test_lstm_scan_gradcheck(device, reverse, padded):
+    from torch.autograd import gradcheck, gradgradcheck
+    torch.manual_seed(2)
+    T, B, H = 5, 3, 4
+    args = [torch.randn(*s, dtype=torch.double, device=device, requires_grad=True) for s in [(T, B, 4*H), (B, H), (B, H), (4*H, H), (4*H,)]]
+    mask = lengths_to_mask(torch.tensor([5, 2, 0]), T, batch_first=False)[..., None].to(device) if padded else None
+    f = lambda *a: lstm_scan(*a, mask=mask, reverse=reverse)
+    assert gradcheck(f, args, fast_mode=True) and gradgradcheck(f, args, fast_mode=True)
+    with_grad = f(*args)
+    with torch.no_grad():  # the forward-only path (no saved activations) gives the very same values
+        for a, b in zip(f(*args), with_grad): torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('kind', list(LAYERS))
+def test_layers_on_device(device, kind):
+    "Every scratch layer, built on `device`, equals its torch.nn twin there, values and gradients"
+    cls, torch_cls, opts = LAYERS[kind]
+    torch.manual_seed(3)
+    scratch = cls(4, 6, num_layers=2, bidirectional=True, **opts, device=device, dtype=torch.double)
+    fused = torch_cls(4, 6, num_layers=2, bidirectional=True, **opts, device=device, dtype=torch.double)
+    fused.load_state_dict(scratch.state_dict())
+    assert all(p.device.type == device for p in scratch.parameters())
+    x = torch.randn(7, 3, 4, dtype=torch.double, device=device)
+    a, b = _run_dev(scratch, x, None), _run_dev(fused, x, None)
+    assert a[0].device.type == device
+    _same(a, b)
+
+def test_fast_path_where_it_applies(monkeypatch):
+    "lstm_scan runs LSTM layers (training, inference, lengths=); the reference scan runs projections, fast_path=False, tracing, RNN and GRU"
+    import textkit.cells as tc
+    calls = []
+    orig = tc.lstm_scan
+    monkeypatch.setattr(tc, 'lstm_scan', lambda *a, **k: calls.append(1) or orig(*a, **k))
+    x = torch.randn(5, 2, 3)
+    def used(m, **kw):
+        calls.clear(); m(x, **kw); return len(calls)
+    lstm = LSTM(3, 4, bidirectional=True)
+    assert used(lstm) == 2 and used(lstm, lengths=[5, 2]) == 2
+    with torch.no_grad(): assert used(lstm) == 2
+    assert used(LSTM(3, 4, proj_size=2)) == 0
+    assert used(GRU(3, 4)) == 0 and used(RNN(3, 4)) == 0
+    off = LSTM(3, 4); off.fast_path = False
+    assert used(off) == 0
+    calls.clear(); torch.jit.trace(lstm, x, check_trace=False); assert not calls

@@ -301,14 +301,29 @@ class FusedSteps:
 # %% ../nbs/03_lm.ipynb #8d27e59b
 NEVER_SAMPLED = (*LM_SPECIAL_TOKS, FAKE_TOK)  # fastai's unknown, padding, and padding of the vocabulary to a multiple of 8
 
-def _pick(logits, banned, temperature, top_k, greedy, gen) -> Tensor:
-    "The next token of each row of `logits` `(bs, vocab)`"
-    logits = logits.float().cpu()
-    logits[:, banned] = -math.inf
-    if greedy: return logits.argmax(-1)
-    logits = logits/temperature
-    if top_k is not None: logits[logits < logits.topk(min(top_k, logits.shape[-1]), -1).values[:, -1:]] = -math.inf
-    return torch.multinomial(F.softmax(logits, -1), 1, generator=gen)[:, 0]
+class _Picker:
+    "Next tokens from logits: the argmax, or a sample by the Gumbel-max trick with noise drawn ahead in blocks"
+    def __init__(self, vocab, bs:int, temperature:float, top_k:int|None, greedy:bool, gen):
+        self.ban = torch.zeros(len(vocab))  # -inf on the tokens never sampled, added to every row
+        self.ban[[i for i, t in enumerate(vocab) if t in NEVER_SAMPLED]] = -math.inf
+        self.bs, self.temperature, self.top_k, self.greedy, self.gen, self.noise = bs, temperature, top_k, greedy, gen, []
+        self.block = max(1, min(64, 2**20 // (bs*len(vocab))))  # steps of noise per draw (about 4 MB at most)
+
+    def _noise(self) -> Tensor:
+        "Gumbel noise `-log(-log u)` plus the ban for the next step, `(bs, vocab)`"
+        if not self.noise:
+            u = torch.rand(self.block, self.bs, len(self.ban), generator=self.gen)
+            self.noise = list((-(-u.clamp_min_(1e-20).log_()).log_() + self.ban).unbind(0))[::-1]
+        return self.noise.pop()
+
+    def __call__(self, logits:Tensor) -> Tensor:
+        "The next token of each row of `logits` `(bs, vocab)`"
+        logits = logits.float().cpu()
+        if self.greedy: return (logits + self.ban).argmax(-1)
+        if self.top_k is not None:
+            logits = logits.masked_fill(logits < logits.topk(min(self.top_k, logits.shape[-1]), -1).values[:, -1:], -math.inf)
+        # argmax(l/T + g), with g Gumbel noise, is distributed as softmax(l/T): one sample in two operations
+        return torch.add(self._noise(), logits, alpha=1/self.temperature).argmax(-1)
 
 @patch
 @torch.no_grad()
@@ -334,8 +349,8 @@ def generate(
         if '\n' not in dls.vocab: raise ValueError("An empty prompt needs '\\n' in the vocabulary: pass a prompt")
         ctx = [list(dls.vocab).index('\n')]
     else: ctx = ids
-    banned = [i for i, t in enumerate(dls.vocab) if t in NEVER_SAMPLED]
     gen = None if seed is None else torch.Generator().manual_seed(seed)
+    pick = _Picker(dls.vocab, n_samples, temperature, top_k, greedy, gen)
     device = next(model.parameters()).device
     was_training, toks = model.training, []
     model.eval(); model.reset()
@@ -344,7 +359,7 @@ def generate(
             logits = model(torch.tensor([ctx], device=device).expand(n_samples, -1))[:, -1]
             step = FusedSteps(model, model.hidden) if model.config['impl'] == 'torch' else (lambda t: model(t[:, None])[:, -1])
         for i in range(n):
-            toks.append(_pick(logits, banned, temperature, top_k, greedy, gen))
+            toks.append(pick(logits))
             if i < n-1: logits = step(toks[-1].to(device))
     finally:
         model.reset(); model.train(was_training)

@@ -50,19 +50,20 @@ def imdb_splits(
 # %% ../nbs/12_ulmfit.ipynb #ab54292d
 class ImdbLMDataLoaders(LMDataLoaders):
     "`LMDataLoaders` over IMDB reviews: prompts get fastai's text rules as the reviews did, decoding undoes them"
+    backwards = False  # reviews read from the end (set by `imdb_lm_dls(backwards=True)`)
     def tokenize(self,
         text:str,  # any text
     ) -> list:
         "Tokens of `text` after fastai's rules (`xxbos`, `xxmaj`, lowercase...)"
         toks = list(self.tok._tokenize1(text))
-        return toks[::-1] if getattr(self, 'backwards', False) else toks
+        return toks[::-1] if self.backwards else toks
 
     def decode(self,
         ids,  # token ids (a tensor or a list)
     ) -> str:
         "Readable text of token ids, as fastai's `predict` gives it: `xxbos` and `xxpad` dropped, `xxmaj`, `xxup`, `xxrep` undone"
         toks = [t for t in self.num.decode(ids if torch.is_tensor(ids) else torch.as_tensor(ids)) if t not in ('xxbos', 'xxpad')]
-        if getattr(self, 'backwards', False): toks = toks[::-1]
+        if self.backwards: toks = toks[::-1]
         return ' '.join(decode_spec_tokens(toks))
 
 # %% ../nbs/12_ulmfit.ipynb #2e398ef6
@@ -158,7 +159,7 @@ def write_encoder(
 ) -> Path:
     "Write `learn`'s encoder with its vocabulary and sizes (in the header) to the safetensors file `path`"
     model, path = learn.model, Path(path)
-    if direction is None: direction = 'backward' if getattr(learn.dls, 'backwards', False) and isinstance(model, LanguageModel) else 'forward'
+    if direction is None: direction = 'backward' if isinstance(learn.dls, ImdbLMDataLoaders) and learn.dls.backwards and isinstance(model, LanguageModel) else 'forward'
     tensors = encoder_tensors(model, 'forward' if isinstance(model, LanguageModel) else direction)
     cfg = dict(arch=_rnn_arch(model), emb_sz=model.config['emb_sz'], hidden_sz=model.config['hidden_sz'],
                n_layers=model.config['n_layers'], direction=direction, source=type(model).__name__)
