@@ -7,7 +7,7 @@ from textkit.data import char_lm_dls, get_corpus
 from textkit.lm import lm_learner, LanguageModelLearner, LanguageModel
 
 torch.set_num_threads(1)
-MODULES = ['data', 'cells', 'numpy_rnn', 'callbacks', 'lm', 'classifier', 'experiments', 'viz', 'io', 'models', 'cli', 'ulmfit']
+MODULES = ['data', 'cells', 'numpy_rnn', 'callbacks', 'lm', 'classifier', 'experiments', 'viz', 'io', 'models', 'distributed', 'cli', 'ulmfit']
 
 @pytest.fixture(scope='module')
 def learn():

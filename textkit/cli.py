@@ -62,6 +62,14 @@ def _load(model:str):
     return load_model(resolve_model(model))
 
 # %% ../nbs/08_cli.ipynb #d3f52301
+from .distributed import fit_callbacks, run_processes, is_main_process, stop_on_sigterm
+
+def _train_opts(processes, budget, checkpoint_every, checkpoint, out):
+    "Check the options shared by the training commands; the checkpoint directory"
+    if processes < 1: raise ValueError(f"--processes must be >= 1, not {processes}")
+    if budget and max(processes, 1) > 1: raise ValueError("--budget stops each process on its own clock: it cannot be combined with --processes")
+    return checkpoint or f"{out}.checkpoint"
+
 def lm_train(
     corpus:str='quijote', # 'quijote', 'don_mendo', 'moliere' or a .txt file
     level:str='char',     # 'char' or 'word'
@@ -70,7 +78,7 @@ def lm_train(
     lr:float=3e-3,        # peak learning rate
     schedule:str='one_cycle', # 'one_cycle' or 'flat_cos' (flat, then cosine annealing: better for short budgets)
     torch_adam:bool=False,    # Adam with PyTorch's eps=1e-8, sqr_mom=0.999 instead of fastai's 1e-5, 0.99
-    bs:int=64,            # streams per batch
+    bs:int=64,            # streams per batch, over all processes
     seq_len:int=128,      # tokens per stream per batch (truncated BPTT)
     hidden_sz:int=256,    # hidden size of each recurrent layer
     emb_sz:int=64,        # embedding size
@@ -79,21 +87,35 @@ def lm_train(
     wd:float=0.01,        # weight decay
     impl:str='torch',     # 'torch' (fused) or 'scratch' (textkit.cells)
     max_chars:int=None,   # train on the first `max_chars` characters only
-    budget:float=None,    # stop after this many seconds of training (CPU time)
+    budget:float=None,    # stop after this many seconds of training (CPU time; one process only)
     seed:int=None,        # random seed (same seed, same model, when no --budget cuts training)
     out:str='models/lm',  # model directory to write (config.json + model.safetensors)
+    processes:int=1,      # processes on this machine (gloo on CPUs, NCCL on GPUs), each reading its own part of the stream
+    checkpoint_every:int=None, # write a checkpoint every this many training steps
+    checkpoint:str=None,  # checkpoint directory (default: `out` + '.checkpoint')
+    resume:str=None,      # continue from this checkpoint directory (run with the same options as the run that wrote it)
+    precision:str='no',   # 'no', or mixed precision 'fp16' / 'bf16' (GPUs only)
 ):
     "Train a language model on a corpus and save it"
-    learn = train_lm(corpus, level, arch, epochs=epochs, lr=lr, bs=bs, seq_len=seq_len, hidden_sz=hidden_sz, emb_sz=emb_sz,
-                     n_layers=n_layers, input_p=dropout, hidden_p=dropout, output_p=dropout, wd=wd, impl=impl, max_chars=max_chars, budget=budget,
-                     seed=seed, schedule=schedule, opt_func=_torch_adam if torch_adam else Adam)
+    ckpt = _train_opts(processes, budget, checkpoint_every, checkpoint, out)
+    if (codes := run_processes(processes, ['lm', 'train'], lm_train, locals())) is not None: return codes
+    data = corpus if corpus in CORPORA else dict(name=str(corpus))
+    cbs = fit_callbacks(checkpoint_every, ckpt, resume, precision, info=dict(command=_command(), data=data))
+    with stop_on_sigterm():
+        learn = train_lm(corpus, level, arch, epochs=epochs, lr=lr, bs=bs, seq_len=seq_len, hidden_sz=hidden_sz, emb_sz=emb_sz,
+                         n_layers=n_layers, input_p=dropout, hidden_p=dropout, output_p=dropout, wd=wd, impl=impl, max_chars=max_chars,
+                         budget=budget, seed=seed, schedule=schedule, opt_func=_torch_adam if torch_adam else Adam, cbs=cbs,
+                         show_progress=is_main_process())
     r = learn.recorder
     metrics = dict(zip(r.metric_names[2:-1], map(float, r.values[-1][1:]))) if r.values else {}
-    save_model(learn, out, data=corpus if corpus in CORPORA else dict(name=str(corpus)), metrics=metrics, command=_command(),
-               card=dict(split='the last 10% of the tokens held out', cpu=f"{learn.train_time['cpu']:.0f} CPU s of training"))
-    print(f"Saved to {out}")
+    if is_main_process():  # the other processes hold the same model
+        save_model(learn, out, data=data, metrics=metrics, command=_command(),
+                   card=dict(split='the last 10% of the tokens held out', cpu=f"{learn.train_time['cpu']:.0f} CPU s of training"))
+        print(f"Saved to {out}")
     return learn
 
+
+# %% ../nbs/08_cli.ipynb #6f714d44
 def lm_generate(
     model:str='quijote',    # model directory, or a pretrained model: quijote, moliere, don_mendo
     prompt:str='',          # text to start from
@@ -109,6 +131,7 @@ def lm_generate(
     print(text)
     return text
 
+
 # %% ../nbs/08_cli.ipynb #706b52fe
 def clf_train(
     data:str='imdb_sample',  # 'imdb_sample' (1,000 reviews) or 'imdb' (25,000 train / 25,000 test)
@@ -116,7 +139,7 @@ def clf_train(
     bidirectional:bool=False, # read each review in both directions
     epochs:int=4,            # one-cycle epochs
     lr:float=1e-2,           # peak learning rate
-    bs:int=64,               # reviews per batch
+    bs:int=64,               # reviews per batch, over all processes
     emb_sz:int=100,          # embedding size
     hidden_sz:int=100,       # hidden size (per direction)
     n_layers:int=1,          # stacked recurrent layers
@@ -124,19 +147,31 @@ def clf_train(
     impl:str='torch',        # 'torch' (fused) or 'scratch' (textkit.cells)
     max_vocab:int=60000,     # largest vocabulary
     max_len:int=400,         # first tokens of each review kept
-    budget:float=None,       # stop after this many seconds of training
+    budget:float=None,       # stop after this many seconds of training (one process only)
     seed:int=42,             # random seed
     out:str='models/clf',    # model directory to write (config.json + model.safetensors)
+    processes:int=1,         # processes on this machine (gloo on CPUs, NCCL on GPUs), each reading its share of the reviews
+    checkpoint_every:int=None, # write a checkpoint every this many training steps
+    checkpoint:str=None,     # checkpoint directory (default: `out` + '.checkpoint')
+    resume:str=None,         # continue from this checkpoint directory (run with the same options as the run that wrote it)
+    precision:str='no',      # 'no', or mixed precision 'fp16' / 'bf16' (GPUs only)
 ):
     "Train a sentiment classifier on IMDB and save it"
-    learn = train_classifier(data, arch, bidirectional=bidirectional, epochs=epochs, lr=lr, bs=bs, budget=budget,
-                             max_vocab=max_vocab, max_len=max_len, seed=seed, emb_sz=emb_sz, hidden_sz=hidden_sz,
-                             n_layers=n_layers, pool=pool, impl=impl)
-    save_model(learn, out, data=data, metrics=dict(accuracy=float(learn.final_accuracy)), command=_command(),
-               card=dict(split='official IMDB train / test split', training=f'first {max_len} tokens of each review'))
-    print(f"Test accuracy {learn.final_accuracy:.4f}; saved to {out}")
+    ckpt = _train_opts(processes, budget, checkpoint_every, checkpoint, out)
+    if (codes := run_processes(processes, ['clf', 'train'], clf_train, locals())) is not None: return codes
+    cbs = fit_callbacks(checkpoint_every, ckpt, resume, precision, info=dict(command=_command(), data=data))
+    with stop_on_sigterm():
+        learn = train_classifier(data, arch, bidirectional=bidirectional, epochs=epochs, lr=lr, bs=bs, budget=budget,
+                                 max_vocab=max_vocab, max_len=max_len, seed=seed, emb_sz=emb_sz, hidden_sz=hidden_sz,
+                                 n_layers=n_layers, pool=pool, impl=impl, cbs=cbs, show_progress=is_main_process())
+    if is_main_process():
+        save_model(learn, out, data=data, metrics=dict(accuracy=float(learn.final_accuracy)), command=_command(),
+                   card=dict(split='official IMDB train / test split', training=f'first {max_len} tokens of each review'))
+        print(f"Test accuracy {learn.final_accuracy:.4f}; saved to {out}")
     return learn
 
+
+# %% ../nbs/08_cli.ipynb #c96330f8
 def clf_predict(
     *texts:str,              # reviews to label
     model:str='imdb',        # model directory written by `textkit clf train`, or the pretrained `imdb`
@@ -148,6 +183,7 @@ def clf_predict(
     df = label_texts(_load(model), texts)
     for r in df.itertuples(): print(f"{r.label:<9} {r.probability:.3f}  {r.text[:70]}")
     return df
+
 
 # %% ../nbs/08_cli.ipynb #226f288e
 def models():

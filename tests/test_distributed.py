@@ -1,0 +1,134 @@
+"Multi-process training on gloo (CPU), checkpoints that resume exactly, and a kill during a save"
+import json, os, signal, subprocess, sys, textwrap, time
+from pathlib import Path
+import pytest, torch
+from fastai.callback.core import Callback, CancelFitException
+
+from textkit.distributed import launch, Checkpoint, Resume, checkpoint_steps, latest_checkpoint, read_checkpoint
+from textkit.lm import train_lm
+from textkit.models import load_model, text_perplexity
+
+torch.set_num_threads(1)
+SMALL = dict(max_chars=20_000, bs=8, seq_len=32, hidden_sz=32, emb_sz=16, n_layers=1, seed=0, show_progress=False)
+
+WORKER = '''
+import json, sys, torch
+from fastai.callback.core import Callback
+from fastai.torch_core import num_distrib, rank_distrib
+from textkit.distributed import fit_callbacks, is_main_process
+from textkit.models import save_model
+torch.set_num_threads(1)
+task, out = sys.argv[1], sys.argv[2]
+
+class Spy(Callback):
+    "Every batch's inputs, training and validation, as this rank read them; the world size inside the fit"
+    order = 100
+    def before_fit(self): self.ws, self.seen = torch.distributed.get_world_size(), {'train': [], 'valid': []}
+    def after_pred(self): self.seen['train' if self.training else 'valid'].append(self.xb[0].tolist())
+
+spy = Spy()
+if task == 'lm':
+    from textkit.lm import train_lm
+    learn = train_lm(max_chars=20_000, bs=8, seq_len=32, hidden_sz=32, emb_sz=16, n_layers=1, seed=0, epochs=2,
+                     show_progress=False, cbs=fit_callbacks() + [spy])
+    final = [float(v) for v in learn.recorder.values[-1]]
+else:
+    from textkit.classifier import train_classifier
+    learn = train_classifier('imdb_sample', 'gru', epochs=1, bs=32, emb_sz=16, hidden_sz=16, max_len=60, seed=42,
+                             show_progress=False, cbs=fit_callbacks() + [spy])
+    final = [float(learn.final_loss), float(learn.final_accuracy)]
+if is_main_process(): save_model(learn, out + '/model')
+json.dump(dict(ws=spy.ws, seen=spy.seen, final=final), open(f"{out}/rank{rank_distrib()}.json", 'w'))
+'''
+
+def _run2(tmp_path, task):
+    script = tmp_path/'worker.py'
+    script.write_text(WORKER)
+    res = launch([sys.executable, script, task, tmp_path], 2, threads=1, capture=True, timeout=900)
+    assert [r for r, _ in res] == [0, 0], '\n'.join(o[-3000:] for _, o in res)
+    return [json.loads((tmp_path/f'rank{r}.json').read_text()) for r in range(2)]
+
+@pytest.fixture(scope='module')
+def lm_runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('lm2')
+    single = train_lm(**SMALL, epochs=2)
+    return tmp, _run2(tmp, 'lm'), single
+
+def test_lm_two_processes_world_size_and_rows(lm_runs):
+    tmp, runs, single = lm_runs
+    assert [r['ws'] for r in runs] == [2, 2]
+    for split, dl in (('train', single.dls.train), ('valid', single.dls.valid)):
+        whole = [x.tolist() for x, y in dl]
+        a, b = runs[0]['seen'][split], runs[1]['seen'][split]
+        assert len(a) == len(b) == len(whole)
+        # batch by batch, rank 0 reads the first half of the rows and rank 1 the second: disjoint, and together the whole split
+        for i, w in enumerate(whole): assert a[i] + b[i] == w
+        rows0 = {tuple(r) for batch in a for r in batch}; rows1 = {tuple(r) for batch in b for r in batch}
+        assert not rows0 & rows1
+
+def test_lm_metrics_over_all_ranks_and_saved_model(lm_runs):
+    tmp, runs, single = lm_runs
+    assert runs[0]['final'] == runs[1]['final']
+    nll, ppl = runs[0]['final'][1], runs[0]['final'][3]
+    # the same number of tokens as one process: held-out perplexity within 2%
+    assert abs(ppl - single.recorder.values[-1][3]) <= 0.02*single.recorder.values[-1][3]
+    # the model rank 0 saved loads in one process and evaluates as the distributed run reported
+    learn = load_model(tmp/'model', dls=single.dls)
+    with learn.no_bar(), learn.no_logging(): res = learn.validate()
+    assert abs(res[0] - nll) < 1e-4 and abs(res[2] - ppl) < 1e-3*ppl
+
+def test_classifier_two_processes(tmp_path):
+    from textkit.data import imdb_dls
+    runs = _run2(tmp_path, 'clf')
+    assert [r['ws'] for r in runs] == [2, 2]
+    assert runs[0]['final'] == runs[1]['final']
+    torch.manual_seed(0)
+    dls = imdb_dls('sample', bs=32, max_len=60)
+    def rows(seen): return [tuple(t for t in r if t != 1) for batch in seen for r in batch]  # xxpad (1) removed
+    valid0, valid1 = rows(runs[0]['seen']['valid']), rows(runs[1]['seen']['valid'])
+    whole = sorted(tuple(int(t) for t in x if t != 1) for x, y in dls.valid_ds)
+    assert sorted(valid0 + valid1) == whole  # validation: every review exactly once, no padding repeats
+    train0, train1 = rows(runs[0]['seen']['train']), rows(runs[1]['seen']['train'])
+    n_train = len(dls.train_ds)
+    assert len(train0) == len(train1) and len(set(train0) | set(train1)) >= n_train - 32  # the training split, dropped last batch aside
+    learn = load_model(tmp_path/'model', dls=dls)
+    with learn.no_bar(), learn.no_logging(): loss, acc = learn.validate()
+    assert abs(acc - runs[0]['final'][1]) < 1e-6 and abs(loss - runs[0]['final'][0]) < 1e-4
+
+class StopAt(Callback):
+    order = 70
+    def __init__(self, k): self.k = k
+    def after_batch(self):
+        if self.training and self.train_iter >= self.k: raise CancelFitException
+
+@pytest.mark.parametrize('k', [50, 71])  # mid-epoch, and an epoch's last batch
+def test_resume_equals_uninterrupted(tmp_path, k):
+    kw = dict(SMALL, epochs=2, input_p=0.2, output_p=0.1)
+    never = train_lm(**kw)
+    train_lm(**kw, cbs=[Checkpoint(tmp_path/'ck', every=k), StopAt(k)])
+    st = read_checkpoint(tmp_path/'ck')
+    assert st['step'] == k
+    resumed = train_lm(**kw, cbs=[Resume(tmp_path/'ck')])
+    a, b = never.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[n], b[n]) for n in a)
+
+def test_kill_during_save_leaves_loadable_checkpoint(tmp_path):
+    out, ck = tmp_path/'lm', tmp_path/'lm.checkpoint'
+    cmd = [sys.executable, '-c', 'from textkit.cli import main; main()', 'lm', 'train', '--max-chars', '20000', '--bs', '8', '--seq-len', '32',
+           '--hidden-sz', '32', '--emb-sz', '16', '--n-layers', '1', '--epochs', '50', '--seed', '0', '--out', str(out), '--checkpoint-every', '1']
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+        t0, during = time.monotonic(), False
+        while time.monotonic() - t0 < 300 and p.poll() is None:
+            if len(checkpoint_steps(ck)) and any(q.name.startswith('.step-') for q in ck.iterdir()):  # a save in progress
+                during = True; break
+            time.sleep(0.001)
+        assert p.poll() is None, p.stderr.read().decode()[-2000:]
+        p.send_signal(sig); p.wait(60)
+        last = latest_checkpoint(ck)
+        learn = load_model(last/'model')
+        assert learn.generate('En un', 5, greedy=True).startswith('En un')
+        assert read_checkpoint(ck)['step'] >= 1
+        if sig == signal.SIGTERM:  # unwound cleanly: the abandoned temporary directory is gone
+            assert p.returncode != 0 and not any(q.name.startswith('.step-') for q in ck.iterdir())
+        assert during
