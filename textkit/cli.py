@@ -55,6 +55,7 @@ def data(
     return paths
 
 # %% ../nbs/08_cli.ipynb #0182a4b5
+_ARGV = []  # the command line being run, recorded in the configs of the models it saves
 def _command() -> str|None: return shlex.join(['textkit', *_ARGV]) if _ARGV else None
 
 def _load(model:str):
@@ -311,7 +312,6 @@ def demo(
 # %% ../nbs/08_cli.ipynb #9f1c2a39
 COMMANDS = {'data': data, 'lm': {'train': lm_train, 'generate': lm_generate},
             'clf': {'train': clf_train, 'predict': clf_predict}, 'models': models, 'embeddings': embeddings, 'demo': demo}
-_ARGV = []  # the command line being run, recorded in the configs of the models it saves
 
 def _usage(cmds, prefix='textkit'):
     return f"usage: {prefix} {{{','.join(cmds)}}} ...\n" + '\n'.join(
