@@ -119,7 +119,10 @@ SOURCES = sorted(p for p in pathlib.Path(importlib.import_module('textkit').__fi
 def test_no_dead_imports():
     "pyflakes finds nothing but the star imports of `textkit.all` (its purpose)"
     out = subprocess.run([sys.executable, '-m', 'pyflakes', *map(str, SOURCES)], capture_output=True, text=True).stdout
-    problems = [l for l in out.splitlines() if not l.startswith(str(SOURCES[0].parent/'all.py'))]
+    def patched(l):  # `@patch` methods of the same name on two classes: pyflakes sees a redefinition
+        f, n = l.split(':')[:2]
+        return "redefinition of unused" in l and pathlib.Path(f).read_text().splitlines()[int(n)-2].startswith('@patch')
+    problems = [l for l in out.splitlines() if not l.startswith(str(SOURCES[0].parent/'all.py')) and not patched(l)]
     assert not problems, '\n'.join(problems)
 
 def test_one_choice_validator():
@@ -159,7 +162,8 @@ def test_one_timer():
     "Training time is measured by `TimeBudget` only, into `learn.train_time`; the other clocks in textkit time no training"
     clocks = re.compile(r'time\.(process_time|perf_counter|time|monotonic)\(?')
     users = {p.name for p in SOURCES if clocks.search(p.read_text())}
-    assert users <= {'callbacks.py', 'cli.py'}, users  # cli: the demo's wall-clock total, printed for the user
+    assert users <= {'callbacks.py', 'cli.py', 'distributed.py'}, users  # cli: the demo's wall-clock total, printed for the user
+    assert 'process_time' not in (SOURCES[0].parent/'distributed.py').read_text()  # distributed: a timeout on worker processes only
     cli = (SOURCES[0].parent/'cli.py').read_text()
     assert 'process_time' not in cli and cli.count('perf_counter') == 3, 'the CLI times no training itself'
     from textkit.lm import train_lm

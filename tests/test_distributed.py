@@ -60,9 +60,10 @@ def test_lm_two_processes_world_size_and_rows(lm_runs):
     for split, dl in (('train', single.dls.train), ('valid', single.dls.valid)):
         whole = [x.tolist() for x, y in dl]
         a, b = runs[0]['seen'][split], runs[1]['seen'][split]
-        assert len(a) == len(b) == len(whole)
+        n_epochs = len(a)//len(whole)  # one document: every epoch reads the same batches
+        assert n_epochs == 2 and len(a) == len(b) == n_epochs*len(whole)
         # batch by batch, rank 0 reads the first half of the rows and rank 1 the second: disjoint, and together the whole split
-        for i, w in enumerate(whole): assert a[i] + b[i] == w
+        for i, w in enumerate(whole*n_epochs): assert a[i] + b[i] == w
         rows0 = {tuple(r) for batch in a for r in batch}; rows1 = {tuple(r) for batch in b for r in batch}
         assert not rows0 & rows1
 
@@ -77,6 +78,8 @@ def test_lm_metrics_over_all_ranks_and_saved_model(lm_runs):
     with learn.no_bar(), learn.no_logging(): res = learn.validate()
     assert abs(res[0] - nll) < 1e-4 and abs(res[2] - ppl) < 1e-3*ppl
 
+@pytest.mark.xfail(strict=True, reason="known bug (issue 18 open): under TextDistributedDL fastai's SortedDL yields no training "
+                   "batch, so each rank trains on nothing; `textkit clf train --processes N` refuses N > 1 until fixed")
 def test_classifier_two_processes(tmp_path):
     from textkit.data import imdb_dls
     runs = _run2(tmp_path, 'clf')

@@ -208,7 +208,8 @@ def _lstm_steps(gi:Tensor, h:Tensor, c:Tensor, w_hh:Tensor, mask:Tensor|None, re
     return hs, cs, acts
 
 def _lstm_bptt(d_hs:Tensor, d_h:Tensor, d_c:Tensor, h0:Tensor, c0:Tensor, w_hh:Tensor,
-               hs:Tensor, cs:Tensor, acts:Tensor, mask:Tensor|None, reverse:bool) -> tuple:
+               hs:Tensor, cs:Tensor, acts:Tensor, mask:Tensor|None, reverse:bool,
+              ) -> tuple:
     "Backpropagation through time by hand: gradients of the pre-activations `(T, B, 4H)`, of `h0`, `c0` and `w_hh`"
     T, B, H4 = acts.shape; H = H4//4
     prev = lambda s, s0: torch.cat([s[1:], s0[None]]) if reverse else torch.cat([s0[None], s[:-1]])

@@ -158,6 +158,8 @@ def clf_train(
     precision:str='no',      # 'no', or mixed precision 'fp16' / 'bf16' (GPUs only)
 ):
     "Train a sentiment classifier on IMDB and save it"
+    if processes > 1: raise NotImplementedError("clf train --processes: not yet (fastai's SortedDL under the distributed loader "
+                                                "yields no training batch; issue 18)")
     ckpt = _train_opts(processes, budget, checkpoint_every, checkpoint, out)
     if (codes := run_processes(processes, ['clf', 'train'], clf_train, locals())) is not None: return codes
     cbs = fit_callbacks(checkpoint_every, ckpt, resume, precision, info=dict(command=_command(), data=data))

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np, torch
 import torch.distributed as dist
-from fastcore.basics import ifnone
 from fastai.callback.core import Callback, CancelBatchException, CancelEpochException
-from fastai.callback.progress import ProgressCallback
 from fastai.data.core import Datasets
 from fastai.distributed import DistributedDL, DistributedTrainer
 from fastai.text.data import LMDataLoader
 from fastai.torch_core import num_distrib, rank_distrib, distrib_barrier
 from fastai.text.data import TensorText
+from .data import check_choice
 from .io import atomic_dir, write_json, read_json, save_tensors, load_tensors, ModelFormatError
 
 # %% auto #0
@@ -410,7 +409,7 @@ def fit_callbacks(
 ) -> list:
     "The callbacks of textkit's training commands: distribution when launched on several processes, mixed precision, checkpoints, resume"
     cbs = [TextDistributedTrainer(), SyncMetrics()] if num_distrib() > 1 else []
-    if precision not in ('no', *_AMP): raise ValueError(f"precision must be 'no', 'fp16' or 'bf16', not {precision!r}")
+    check_choice('precision', precision, ('no', *_AMP))
     if precision != 'no':
         if not torch.cuda.is_available(): raise ValueError(f"Mixed precision ({precision}) needs a GPU: on a CPU train in float32 (precision 'no')")
         from fastai.callback.fp16 import MixedPrecision, AMPMode

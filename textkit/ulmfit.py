@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np, torch
 from torch import nn
-from fastcore.basics import patch, ifnone, first
+from fastcore.basics import patch, ifnone
 from fastai.data.core import Datasets
 from fastai.data.block import DataBlock, CategoryBlock, TransformBlock
 from fastai.text.learner import decode_spec_tokens
 from fastai.text.data import LMDataLoader, SortedDL, Pad_Chunk, TensorText
-from .data import imdb_tokenizer, LMDataLoaders, LMDecode, IdsNumericalize, ReviewIds, ItemLabel, _imdb_ids
+from .data import BOS, PAD, imdb_tokenizer, LMDataLoaders, LMDecode, IdsNumericalize, ReviewIds, ItemLabel, _imdb_ids
 from .lm import LanguageModel, LanguageModelLearner, check_choice
 from .classifier import TextClassifier, TextClassifierLearner
 from .io import save_tensors, load_tensors, ModelFormatError
@@ -62,7 +62,7 @@ class ImdbLMDataLoaders(LMDataLoaders):
         ids,  # token ids (a tensor or a list)
     ) -> str:
         "Readable text of token ids, as fastai's `predict` gives it: `xxbos` and `xxpad` dropped, `xxmaj`, `xxup`, `xxrep` undone"
-        toks = [t for t in self.num.decode(ids if torch.is_tensor(ids) else torch.as_tensor(ids)) if t not in ('xxbos', 'xxpad')]
+        toks = [t for t in self.num.decode(ids if torch.is_tensor(ids) else torch.as_tensor(ids)) if t not in (BOS, PAD)]
         if self.backwards: toks = toks[::-1]
         return ' '.join(decode_spec_tokens(toks))
 
