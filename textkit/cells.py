@@ -233,7 +233,7 @@ def _lstm_bptt(d_hs:Tensor, d_h:Tensor, d_c:Tensor, h0:Tensor, c0:Tensor, w_hh:T
     return dG, dh, dc, dG.reshape(-1, H4).t() @ prev(hs, h0).reshape(-1, H)
 
 def _lstm_reference(gi, h, c, w_hh, b_hh, mask, reverse):
-    "`LSTMCell.step` along the sequence, as `Recurrent.scan` runs it: `(hs, h_n, c_n)`"
+    "The step of `LSTMCell` along the sequence, as `Recurrent.scan` runs it: `(hs, h_n, c_n)`"
     outs = []
     for t in _order(gi.shape[0], reverse):
         new = LSTMCell.step(gi[t], (h, c), w_hh, b_hh)
@@ -274,7 +274,7 @@ def lstm_scan(
     mask:Tensor|None=None,  # bool `(seq, batch, 1)`, True on real tokens; the state is frozen elsewhere
     reverse:bool=False      # run from the last step to the first
 ) -> tuple:                 # `(hs, h_n, c_n)`: the hidden states `(seq, batch, hidden_size)` and the final state
-    "`LSTMCell.step` along the sequence, with in-place element-wise work and a hand-written backward"
+    "The step of `LSTMCell` along the sequence, with in-place element-wise work and a hand-written backward"
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (gi, h0, c0, w_hh, b_hh)):
         return _LSTMScan.apply(gi, h0, c0, w_hh, b_hh, mask, reverse)
     hs, cs, _ = _lstm_steps(gi if b_hh is None else gi + b_hh, h0, c0, w_hh, mask, reverse, keep=False)
