@@ -174,7 +174,7 @@ def _pooled(self:TextClassifier,
 
 TextClassifier.encode, TextClassifier.pooled = _encode, _pooled
 
-# %% ../nbs/04_classifier.ipynb #ac5872df
+# %% ../nbs/04_classifier.ipynb #94dfc672
 def classifier_splitter(
     model:TextClassifier,  # the classifier to split
 ) -> list:
@@ -182,9 +182,11 @@ def classifier_splitter(
     layers = [[p for n, p in model.rnn.named_parameters() if n.endswith((f'_l{l}', f'_l{l}_reverse'))] for l in range(model.n_layers)]
     return [list(model.emb.parameters()), *layers, list(model.head.parameters())]
 
+# %% ../nbs/04_classifier.ipynb #22822576
 class TextClassifierLearner(Learner):
     "A fastai `Learner` for a `TextClassifier`, split by `classifier_splitter` so `freeze`, `freeze_to`, `unfreeze` and `slice` learning rates work"
 
+# %% ../nbs/04_classifier.ipynb #41d11390
 @deprecated_kwargs(**_OLD_DROPS)
 @delegates_kwargs(TextClassifier.__init__)
 def classifier_learner(

@@ -21,7 +21,7 @@ from .data import check_choice
 from .io import atomic_dir, write_json, read_json, save_tensors, load_tensors, ModelFormatError
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'launch', 'init_distributed', 'is_main_process', 'LMShardDL', 'shard_rows',
+__all__ = ['CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'launch', 'init_distributed', 'is_main_process', 'shard_rows', 'LMShardDL',
            'TextDistributedDL', 'SyncMetrics', 'TextDistributedTrainer', 'gather_tensors', 'rng_states',
            'set_rng_states', 'optimizer_state', 'load_optimizer_state', 'Checkpoint', 'checkpoint_steps',
            'latest_checkpoint', 'read_checkpoint', 'Resume', 'stop_on_sigterm', 'fit_callbacks', 'command_args',
@@ -68,7 +68,7 @@ def launch(
             if p.poll() is None: p.kill()
     return list(zip(res, outs))
 
-# %% ../nbs/11_distributed.ipynb #b53994f8
+# %% ../nbs/11_distributed.ipynb #7c0fca8a
 def init_distributed(
     backend:str|None=None,  # 'gloo' or 'nccl'; default: 'nccl' on GPUs, 'gloo' on CPUs
 ) -> bool:
@@ -80,11 +80,22 @@ def init_distributed(
     dist.init_process_group(backend, rank=rank_distrib(), world_size=num_distrib())
     return True
 
+# %% ../nbs/11_distributed.ipynb #18b4b13f
 def is_main_process() -> bool:
     "True on rank 0 (and in a single process): the one that writes models, checkpoints and logs"
     return rank_distrib() == 0
 
-# %% ../nbs/11_distributed.ipynb #229b1d20
+# %% ../nbs/11_distributed.ipynb #d8435aec
+def shard_rows(
+    bs:int,          # rows of the whole batch
+    rank:int,        # this process
+    world_size:int,  # processes
+) -> tuple:
+    "`(start, stop)`: the rows of a batch of `bs` that `rank` of `world_size` reads"
+    if bs < world_size: raise ValueError(f"bs={bs} gives fewer rows than the {world_size} processes: each needs at least one")
+    return rank*bs//world_size, (rank+1)*bs//world_size
+
+# %% ../nbs/11_distributed.ipynb #e8433abe
 class LMShardDL(LMDataLoader):
     "The rows `start:stop` of an `LMDataLoader`'s layout: one rank's contiguous part of the token stream"
     def __init__(self,
@@ -99,15 +110,6 @@ class LMShardDL(LMDataLoader):
                          drop_last=dl.drop_last, device=dl.device)
         self.rows, self.bl_whole = (start, stop), dl.bl
         assert self.bl == dl.bl, (self.bl, dl.bl)
-
-def shard_rows(
-    bs:int,          # rows of the whole batch
-    rank:int,        # this process
-    world_size:int,  # processes
-) -> tuple:
-    "`(start, stop)`: the rows of a batch of `bs` that `rank` of `world_size` reads"
-    if bs < world_size: raise ValueError(f"bs={bs} gives fewer rows than the {world_size} processes: each needs at least one")
-    return rank*bs//world_size, (rank+1)*bs//world_size
 
 # %% ../nbs/11_distributed.ipynb #dccf9533
 class TextDistributedDL(DistributedDL):
@@ -194,7 +196,7 @@ def gather_tensors(
     bufs = [torch.empty_like(buf) for _ in range(w)]; dist.all_gather(bufs, buf)
     return [b[:math.prod(s)].reshape(s).to(t.device) for b, s in zip(bufs, shapes)]
 
-# %% ../nbs/11_distributed.ipynb #d46ed1fb
+# %% ../nbs/11_distributed.ipynb #20d8187b
 def rng_states() -> tuple:
     "This process's random states: `(json_states, tensors)` for Python, NumPy (JSON) and torch CPU and CUDA (tensors)"
     v, st, g = random.getstate()
@@ -204,6 +206,7 @@ def rng_states() -> tuple:
     if torch.cuda.is_available(): ts.update({f'cuda.{i}': s for i, s in enumerate(torch.cuda.get_rng_state_all())})
     return js, ts
 
+# %% ../nbs/11_distributed.ipynb #e7713eb8
 def set_rng_states(
     js:dict,       # the JSON part of `rng_states()`
     ts:dict,       # its tensors
@@ -222,7 +225,7 @@ def _hidden(model):
     h = getattr(getattr(model, 'module', model), 'hidden', None)  # a `LanguageModel`'s state between batches (DDP wraps it)
     return None if h is None else (list(h) if isinstance(h, tuple) else [h])
 
-# %% ../nbs/11_distributed.ipynb #cf33498c
+# %% ../nbs/11_distributed.ipynb #9072dd82
 def optimizer_state(
     opt,  # a fastai `Optimizer`
 ) -> tuple:
@@ -235,6 +238,7 @@ def optimizer_state(
     hypers = [{k: (float(v) if isinstance(v, (int, float, np.floating)) else v) for k, v in h.items()} for h in opt.hypers]
     return tensors, dict(n_params=len(params), state=other, hypers=hypers)
 
+# %% ../nbs/11_distributed.ipynb #7741ff3d
 def load_optimizer_state(
     opt,            # the fastai `Optimizer` to fill (same parameters, same order)
     tensors:dict,   # from `optimizer_state`, as saved
@@ -314,13 +318,14 @@ class Checkpoint(Callback):
 
 def _rstate(rng): return list((rng or random.Random(0)).getstate())
 
-# %% ../nbs/11_distributed.ipynb #55c7d451
+# %% ../nbs/11_distributed.ipynb #41c76448
 def checkpoint_steps(
     path,  # a directory that `Checkpoint` writes into
 ) -> list:
     "The complete checkpoints `path/step-N`, oldest first (a write in progress is a hidden temporary directory, never listed)"
     return sorted(p for p in Path(path).glob('step-*') if (p/'state.json').is_file())
 
+# %% ../nbs/11_distributed.ipynb #43cb9288
 def latest_checkpoint(
     path,  # a directory that `Checkpoint` writes into, or one checkpoint `step-N` in it
 ) -> Path:
@@ -331,6 +336,7 @@ def latest_checkpoint(
     if not steps: raise ModelFormatError(path, "no complete checkpoint here (expected step-N directories written by Checkpoint)")
     return steps[-1]
 
+# %% ../nbs/11_distributed.ipynb #cbc09f8f
 def read_checkpoint(
     path,  # a checkpoint directory written by `Checkpoint` (or the directory holding them: the newest is read)
 ) -> dict:
@@ -420,7 +426,7 @@ def fit_callbacks(
     if resume: cbs.append(Resume(resume))
     return cbs
 
-# %% ../nbs/11_distributed.ipynb #23ea31cc
+# %% ../nbs/11_distributed.ipynb #d44e6e57
 def command_args(
     f,           # a command (a function whose parameters are the options)
     args:dict,   # the values it was called with
@@ -434,6 +440,7 @@ def command_args(
         out += [opt] if v is True else [] if v is False else [opt, str(v)]
     return out
 
+# %% ../nbs/11_distributed.ipynb #e090bba9
 def run_processes(
     n:int,        # processes wanted
     words:list,   # the subcommand, e.g. `['lm', 'train']`
