@@ -231,7 +231,8 @@ TRICKY = ['', ' ', '\n\n', 'a', 'I', 'A B C', 'OK. OK!', 'HELLO world', 'Hello W
           'a/b#c\\d', 'snake_case __init__ _x_', "rock'n'roll -x- x- -x a--b it's ’tis o’neil",
           '...', 'wait... what?', 'A.B.C. U.S.A', 'x\u0307 İstanbul ΣΑΣ', '😀😀😀 emoji 😀', '1000000 $5 3.14',
           'xxbos xxmaj XXUP', '   leading and trailing   \n', 'mixed\r\nlines\rcr', 'tab\tseparated\ttokens',
-          "Don't STOP!!! Don't stop", 'WORD word WORD word WORD', 'ab ab ab ab ab ab', 'ñ ñ ñ', '- - -', '! ! !']
+          "Don't STOP!!! Don't stop", 'WORD word WORD word WORD', 'ab ab ab ab ab ab', 'ñ ñ ñ', '- - -', '! ! !',
+          'a\u2003b\x1cc\x85d\u3000e', '𠀀𠀀 x𠀀y 𠀀', "x'\u2028'y -\x85-", 'Ab\x0bAb\x0cAb ab']
 
 def test_fast_tokenize_tricky():
     tok = imdb_tokenizer()
@@ -242,8 +243,15 @@ def test_fast_tokenize_tricky():
     tt = fast_tokenize(odd, n_workers=1)
     assert [tt[0], tt[1]] == [tok(t) for t in odd]
 
+def test_fast_tokenize_hash_collisions(monkeypatch):
+    "Tokens (and repeated chunks) are compared by hash first: with every hash equal, the same tokens still"
+    monkeypatch.setattr(tkd, '_prefix_hashes', lambda a: (np.zeros(len(a) + 1, np.uint64), np.zeros(len(a) + 1, np.uint64)))
+    tok = imdb_tokenizer()
+    tt = fast_tokenize(TRICKY, n_workers=1)
+    for i, t in enumerate(TRICKY): assert tt[i] == tok(t), t
+
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.text(alphabet='aAbBzZñÑ \n.,!?\'-_/#<>&;É0123', max_size=40), min_size=1, max_size=6))
+@given(st.lists(st.text(alphabet='aAbBzZñÑ \n.,!?\'’-_/#<>&;É0123\u00a0\u2003\x1c\x02\t', max_size=40), min_size=1, max_size=6))
 def test_fast_tokenize_property(texts):
     tok = imdb_tokenizer()
     tt = fast_tokenize(texts, n_workers=1)

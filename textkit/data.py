@@ -6,12 +6,10 @@ Docs: https://textkit.github.io/textkit/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #e884d451
 from __future__ import annotations
-import os, re, sys, json, gzip, hashlib, operator, shutil, tarfile, multiprocessing
-from bisect import bisect_left
+import os, re, sys, json, gzip, hashlib, shutil, tarfile, multiprocessing
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from itertools import compress, count, islice, repeat
 from pathlib import Path
 from typing import Callable
 
@@ -598,22 +596,44 @@ def imdb_tokenizer() -> Tokenizer:
     return TextTokenizer(WordTok(), rules=_fa_defaults.text_proc_rules, detok=' '.join)
 
 # %% ../nbs/00_data.ipynb #25df8152
-_SEP, _NL = '\x01', '\x02'  # review separator and newline stand-in inside a batch of reviews: never in the output tokens
+_SEP = '\x01'  # review separator inside a batch of reviews: never in the output tokens
 _re_spaces = re.compile('  +')  # `rm_useless_spaces`, searching for two spaces at once
 _re_cased = re.compile(r'([A-Z](?<!\S[A-Z])(?:[^a-z\s]+|[^A-Z\s]*[a-z][^A-Z\s]*)(?!\S))')  # chunks `replace_all_caps` or `replace_maj` mark
-_re_joiner = re.compile(r"(['’\-](?:(?<![^\W_]['’\-])|(?![^\W_])))")  # an apostrophe or hyphen that is not inside a word
 _re_az = re.compile('[a-z]')
-_is_alone = {}
+_SPACE, _WORD, _JOINER, _ALONE = 1, 2, 3, 4  # `word_tokenize`'s character classes: `\s`, `[^\W_]`, `'’-`, any other (a token by itself)
+_char_classes = {}
 
-def _alone(cp:int) -> bool:
-    "Is `chr(cp)` always a token by itself for `word_tokenize` (`[^\\w\\s]` or `_`, but not the joiners `'’-`)?"
-    r = _is_alone.get(cp)
+def _char_class(cp:int) -> int:
+    "Class of `chr(cp)` for `word_tokenize`: `_SPACE`, `_WORD`, `_JOINER` or `_ALONE`"
+    r = _char_classes.get(cp)
     if r is None:
         c = chr(cp)
-        r = _is_alone[cp] = c == '_' or not (c.isalnum() or c.isspace() or c in "'’-")
+        r = _char_classes[cp] = _SPACE if c.isspace() else _WORD if c.isalnum() else _JOINER if c in "'’-" else _ALONE
     return r
 
 def _codepoints(s:str) -> np.ndarray: return np.frombuffer(s.encode('utf-32-le'), np.uint32)
+
+def _classes(a:np.ndarray) -> np.ndarray:
+    "`_char_class` of every codepoint of `a`, through a table of the distinct ones"
+    if not len(a): return np.zeros(0, np.uint8)
+    if a.max() < 1<<17:
+        cps = np.flatnonzero(np.bincount(a))
+        lut = np.zeros(cps[-1]+1, np.uint8); lut[cps] = [_char_class(c) for c in cps.tolist()]
+        return lut[a]
+    u, inv = np.unique(a, return_inverse=True)
+    return np.array([_char_class(c) for c in u.tolist()], np.uint8)[inv.ravel()]
+
+_HASH_P = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
+_pows = (np.ones(1, np.uint64), np.ones(1, np.uint64))
+
+def _prefix_hashes(a:np.ndarray) -> tuple:
+    "(S, Q): `S[i]` = sum of `a[k] * P**k` for k < i and `Q[i]` = P**-i (modulo 2**64): `a[i:j]` hashes to `(S[j]-S[i]) * Q[i]`"
+    global _pows
+    if len(_pows[0]) <= len(a):
+        m = max(len(a) + 1, 2*len(_pows[0]))
+        _pows = tuple(np.cumprod(np.r_[np.uint64(1), np.full(m-1, p, np.uint64)]) for p in (_HASH_P, pow(_HASH_P, -1, 2**64)))
+    S = np.zeros(len(a)+1, np.uint64); np.cumsum(a * _pows[0][:len(a)], out=S[1:])
+    return S, _pows[1]
 
 def _rep_candidates(joined:str) -> np.ndarray:
     "Reviews of `joined` holding a non-space character three times in a row: all those `replace_rep` changes, and a few more"
@@ -621,13 +641,22 @@ def _rep_candidates(joined:str) -> np.ndarray:
     m = (a[:-2] == a[1:-1]) & (a[1:-1] == a[2:]) & (a[:-2] != 32) & (a[:-2] != 10)
     return np.unique(np.searchsorted(np.flatnonzero(a == ord(_SEP)), np.flatnonzero(m)))
 
+def _runs(gap:np.ndarray) -> tuple:
+    "Start and end of every run of False in the bool array `gap`"
+    edge = np.diff(np.r_[True, gap, True].view(np.int8))
+    return np.flatnonzero(edge == -1), np.flatnonzero(edge == 1)
+
 def _wrep_candidates(joined:str) -> list:
-    "Reviews of `joined` where a whitespace-separated chunk comes twice and starts the next chunk: all those `replace_wrep` changes"
-    ch = joined.replace(_SEP, f' {_SEP} ').split() + ['']
-    eqs = [i for i in compress(count(), map(operator.eq, ch, islice(ch, 1, None))) if ch[i+2].startswith(ch[i])]
-    if not eqs: return []
-    seps = list(compress(count(), map(operator.eq, ch, repeat(_SEP))))
-    return sorted({bisect_left(seps, i) for i in eqs})
+    "Reviews of `joined` where a whitespace-separated chunk comes twice and starts the next chunk (by hash): all those `replace_wrep` changes, and a few more"
+    a = _codepoints(joined)
+    st, en = _runs((_classes(a) == _SPACE) | (a == ord(_SEP)))
+    if len(st) < 3: return []
+    S, Q = _prefix_hashes(a)
+    h, n = (S[en] - S[st]) * Q[st], en - st
+    i = np.flatnonzero((h[:-2] == h[1:-1]) & (n[2:] >= n[:-2]))
+    s2 = st[i+2]
+    i = i[(S[s2 + n[i]] - S[s2]) * Q[s2] == h[i]]           # the next chunk starts with it
+    return np.unique(np.searchsorted(np.flatnonzero(a == ord(_SEP)), st[i])).tolist()
 
 def _apply(joined:str, idxs, f) -> str:
     "Apply `f` to the reviews of `joined` numbered `idxs`"
@@ -638,16 +667,8 @@ def _apply(joined:str, idxs, f) -> str:
 
 def _mark_case(m:str) -> str: return (TK_MAJ if _re_az.search(m, 1) else TK_UP) + ' ' + m
 
-def _space_alone(s:str) -> str:
-    "Put spaces around every character of `s` that is a token by itself"
-    a = _codepoints(s)
-    cps = np.flatnonzero(np.bincount(a)) if len(a) and a.max() < 1<<17 else np.unique(a)
-    for cp in cps.tolist():
-        if _alone(cp): c = chr(cp); s = s.replace(c, f' {c} ')
-    return s
-
-def _tokenize_joined(texts:list) -> str:
-    "`imdb_tokenizer()`'s tokens of `texts`, separated by spaces, reviews by `_SEP`, newline tokens as `_NL`"
+def _apply_rules(texts:list) -> str:
+    "`imdb_tokenizer()`'s rules on `texts`, lowercased, the reviews joined by ` \x01 `: the string `word_tokenize` then splits"
     joined = fix_html(_SEP.join(texts))                       # `fix_html` on all reviews at once
     joined = _apply(joined, _rep_candidates(joined), replace_rep)
     joined = _apply(joined, _wrep_candidates(joined), replace_wrep)
@@ -656,19 +677,8 @@ def _tokenize_joined(texts:list) -> str:
     joined = f'{BOS} ' + f' {_SEP} {BOS} '.join([t.strip() for t in joined.split(_SEP)])  # `lowercase`'s strip and BOS
     parts = _re_cased.split(joined)                          # `replace_all_caps` and `replace_maj`
     parts[1::2] = map(_mark_case, parts[1::2])
-    joined = _space_alone(''.join(parts).lower())             # `lowercase`, then `word_tokenize`'s single-character tokens
-    joined = ' '.join(_re_joiner.split(joined))              # ... and apostrophes or hyphens outside words
-    return joined.replace('\n', f' {_NL} ')
+    return ''.join(parts).lower()                            # `lowercase`
 
-def _tokenize_block(texts:list, chunk:int=128):
-    "Tokens of `texts` as (distinct tokens, their codes, tokens per text), `chunk` texts at a time"
-    flat, lengths = [], []
-    for i in range(0, len(texts), chunk):
-        for r in _tokenize_joined(texts[i:i+chunk]).split(_SEP):
-            toks = r.split()
-            lengths.append(len(toks)); flat += toks
-    codes, uniq = pd.factorize(np.array(flat, dtype=object))
-    return [t if t != _NL else '\n' for t in uniq.tolist()], codes.astype(np.int32), np.array(lengths, np.int64)
 
 # %% ../nbs/00_data.ipynb #9b31a388
 @dataclass
@@ -707,6 +717,49 @@ class TokenizedTexts:
         codes = np.concatenate([gcodes[o:o+len(p.vocab)][p.codes] for o, p in zip(offs, parts)]).astype(np.int32)
         return cls(uniq.tolist(), codes, np.concatenate([p.lengths for p in parts]))
 
+# %% ../nbs/00_data.ipynb #76089584
+def _token_bounds(a:np.ndarray) -> tuple:
+    "Start and end of every token `word_tokenize` finds in the codepoints `a`"
+    cls = _classes(a)
+    space = (cls == _SPACE) & (a != 10)                      # a newline is a token
+    nonword = np.r_[True, cls != _WORD, True]
+    single = (cls == _ALONE) | (a == 10) | ((cls == _JOINER) & (nonword[:-2] | nonword[2:]))  # joiners outside words too
+    cut = np.r_[True, space | single, True]
+    return np.flatnonzero(~space & (single | cut[:-2])), np.flatnonzero(~space & (single | cut[2:])) + 1
+
+def _factorize_tokens(s:str, a:np.ndarray, st:np.ndarray, en:np.ndarray, h=None) -> tuple:
+    "(distinct tokens in order of first appearance, int32 code of every token `s[st:en]`), by the hashes `h` (default `_prefix_hashes`'), checked"
+    if not len(st): return [], np.zeros(0, np.int32)
+    if h is None: S, Q = _prefix_hashes(a); h = (S[en] - S[st]) * Q[st]
+    codes, _ = pd.factorize(h)
+    top = np.maximum.accumulate(codes)
+    first = np.flatnonzero(np.r_[True, top[1:] > top[:-1]])   # the first token of each code
+    n, rep = en - st, first[codes]
+    same = bool((n[rep] == n).all())
+    if same:                                                 # every character equal to its code's first token's
+        pos = np.arange(n.sum()) + np.repeat(st - (np.cumsum(n) - n), n)
+        same = bool((a[pos] == a[pos + np.repeat(st[rep] - st, n)]).all())
+    if not same:                                             # a hash collision: number the strings themselves
+        codes, uniq = pd.factorize(np.array([s[i:j] for i, j in zip(st.tolist(), en.tolist())], dtype=object))
+        return uniq.tolist(), codes.astype(np.int32)
+    return [s[i:j] for i, j in zip(st[first].tolist(), en[first].tolist())], codes.astype(np.int32)
+
+def _split_tokens(s:str) -> TokenizedTexts:
+    "`word_tokenize` on each review of `s` (`_apply_rules`' output), on its codepoints"
+    a = _codepoints(s)
+    st, en = _token_bounds(a)
+    sep = a[st] == ord(_SEP)
+    lengths = np.diff(np.r_[-1, np.flatnonzero(sep), len(st)]) - 1
+    return TokenizedTexts(*_factorize_tokens(s, a, st[~sep], en[~sep]), lengths.astype(np.int64))
+
+def _tokenize_block(texts:list, chunk:int=128, group:int=1024) -> TokenizedTexts:
+    "`imdb_tokenizer()`'s tokens of `texts`: the rules on `chunk` texts at a time, the word split on `group` texts at a time"
+    parts = [_split_tokens(f' {_SEP} '.join([_apply_rules(texts[j:j+chunk]) for j in range(i, min(i+group, len(texts)), chunk)]))
+             for i in range(0, len(texts), group)]
+    if not parts: return TokenizedTexts([], np.zeros(0, np.int32), np.zeros(0, np.int64))
+    return parts[0] if len(parts) == 1 else TokenizedTexts.concat(parts)
+
+
 # %% ../nbs/00_data.ipynb #f91b9180
 def _is_imdb_tokenizer(tok) -> bool:
     "Does `tok` tokenize exactly as `imdb_tokenizer()`, so that the fast path gives its tokens?"
@@ -715,7 +768,7 @@ def _is_imdb_tokenizer(tok) -> bool:
 
 from concurrent.futures import Future
 
-def _block_worker(texts): return TokenizedTexts(*_tokenize_block(texts))
+def _block_worker(texts): return _tokenize_block(texts)
 
 def _tokenize_batches(batches, n_workers:int, tok) -> TokenizedTexts:
     "All the texts of `batches` (an iterable of text lists, read while the earlier batches are being tokenized), as `fast_tokenize` does"
@@ -723,7 +776,7 @@ def _tokenize_batches(batches, n_workers:int, tok) -> TokenizedTexts:
     try:
         for texts in batches:
             texts = [str(t) for t in texts]
-            if not fast or any(_SEP in t or _NL in t for t in texts):
+            if not fast or any(_SEP in t for t in texts):
                 parts.append(TokenizedTexts.from_lists(list(tokenize_texts(texts, n_workers=n_workers, rules=tok.rules, tok=tok.tok))))
             elif n_workers <= 1 or len(texts) < 512: parts.append(_block_worker(texts))
             else:                                 # blocks small enough that the workers finish together
