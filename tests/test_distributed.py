@@ -1,5 +1,5 @@
 "Multi-process training on gloo (CPU), checkpoints that resume exactly, and a kill during a save"
-import json, os, signal, subprocess, sys, textwrap, time
+import json, os, re, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest, torch
 from fastai.callback.core import Callback, CancelFitException
@@ -133,6 +133,43 @@ def _check_deal(dl, n, bs, ws, drop_last):
         if pad and not drop_last: assert set(items) == set(range(n)) and len(items) == -(-n//ws)*ws  # fastai's repeats only
         if not pad and not drop_last: assert items == list(range(n))  # evaluation: each item exactly once
         if drop_last: assert set(items) >= set(range(full)) and all(len(b) == bs for o in ranks for b in o)
+
+def _cli(args, launcher=(), timeout=900):
+    "Run `textkit *args` (through `launcher`, e.g. accelerate's) with one thread per process; its output"
+    res = subprocess.run([sys.executable, *map(str, launcher), '-m', 'textkit.cli', *map(str, args)], capture_output=True, text=True,
+                         env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=timeout)
+    assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-3000:])
+    return res.stdout
+
+def test_clf_train_cli_two_processes(tmp_path):
+    from textkit.data import imdb_dls
+    from textkit.io import read_json
+    out = tmp_path/'clf'
+    stdout = _cli(['clf', 'train', '--epochs', 1, '--emb-sz', 16, '--hidden-sz', 16, '--max-len', 60, '--bs', 32, '--out', out,
+                   '--processes', 2, '--checkpoint-every', 10])
+    assert read_checkpoint(tmp_path/'clf.checkpoint')['world_size'] == 2  # written by a group of two
+    printed = float(re.search(r'Test accuracy ([0-9.]+)', stdout).group(1))
+    saved = read_json(out/'config.json')['metrics']['accuracy']
+    # the saved model loads in one process and evaluates as the two processes reported
+    learn = load_model(out, dls=imdb_dls('sample', bs=32, max_len=60))
+    with learn.no_bar(), learn.no_logging(): loss, acc = learn.validate()
+    assert abs(acc - saved) < 1e-6 and abs(acc - printed) < 1e-4
+
+ACCELERATE = ['-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', 2, '--num_machines', 1,
+              '--mixed_precision', 'no', '--dynamo_backend', 'no']
+
+def test_accelerate_launch_lm_two_processes(tmp_path):
+    "`accelerate launch --multi_gpu --num_processes 2 -m textkit.cli lm train ...` on CPUs: torchrun's two ranks join a gloo group"
+    from textkit.io import read_json
+    from textkit.data import char_lm_dls, get_corpus
+    _cli(['lm', 'train', '--max-chars', 20_000, '--bs', 8, '--seq-len', 32, '--hidden-sz', 32, '--emb-sz', 16, '--n-layers', 1,
+          '--epochs', 1, '--seed', 0, '--out', tmp_path/'lm', '--checkpoint-every', 71], launcher=ACCELERATE)
+    st = read_checkpoint(tmp_path/'lm.checkpoint')
+    assert st['world_size'] == 2 and st['step'] == 71  # two ranks, each its 4 rows of the 8: the 71 steps of one process
+    reported = read_json(tmp_path/'lm'/'config.json')['metrics']['perplexity']
+    learn = load_model(tmp_path/'lm', dls=char_lm_dls(get_corpus('quijote')[:20_000], bs=8, seq_len=32))
+    with learn.no_bar(), learn.no_logging(): res = learn.validate()
+    assert abs(res[2] - reported) < 1e-3*reported  # loads in one process and evaluates as the launched run reported
 
 class StopAt(Callback):
     order = 70

@@ -39,7 +39,7 @@ def launch(
     timeout:float|None=None,    # seconds before the processes are stopped
     capture:bool=False,         # return the processes' outputs (else they print to this terminal)
 ) -> list:
-    "Run `n` copies of `cmd` as the ranks of one process group on this machine (what `torchrun` or `accelerate launch --cpu` do); `[(returncode, output)]` per rank"
+    "Run `n` copies of `cmd` as the ranks of one process group on this machine (what `torchrun` does, or `accelerate launch --multi_gpu`); `[(returncode, output)]` per rank"
     if n < 1: raise ValueError(f"n must be >= 1, not {n}")
     threads = threads or max((os.cpu_count() or 1)//n, 1)
     base = {**os.environ, **(env or {}), 'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(_free_port()), 'WORLD_SIZE': str(n),
@@ -170,7 +170,7 @@ class SyncMetrics(Callback):
 class TextDistributedTrainer(DistributedTrainer):
     "fastai's `DistributedTrainer` for textkit's loaders: each rank reads its own rows of a language model's stream; validation reads every item once"
     def __init__(self, **kwargs):
-        "`kwargs` go to Accelerate's `Accelerator`; `cpu` defaults to True on a machine without a GPU, as `accelerate launch --cpu`"
+        "`kwargs` go to Accelerate's `Accelerator`; `cpu` defaults to True on a machine without a GPU (Accelerate's multi-CPU mode, on gloo)"
         init_distributed()
         super().__init__(sync_bn=False, **{'cpu': not torch.cuda.is_available(), **kwargs})
     def _wrap_dl(self, dl, pad=True):
