@@ -1,5 +1,5 @@
 "Multi-process training on gloo (CPU), checkpoints that resume exactly, and a kill during a save"
-import json, os, signal, subprocess, sys, textwrap, time
+import json, os, re, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest, torch
 from fastai.callback.core import Callback, CancelFitException
@@ -21,10 +21,11 @@ torch.set_num_threads(1)
 task, out = sys.argv[1], sys.argv[2]
 
 class Spy(Callback):
-    "Every batch's inputs, training and validation, as this rank read them; the world size inside the fit"
+    "Every batch's inputs, training and validation, as this rank read them, one record per fit; the world size inside the fit"
     order = 100
-    def before_fit(self): self.ws, self.seen = torch.distributed.get_world_size(), {'train': [], 'valid': []}
-    def after_pred(self): self.seen['train' if self.training else 'valid'].append(self.xb[0].tolist())
+    fits = []  # `Learner.validate` is a fit of its own (fastai calls `before_fit`): it gets its own record
+    def before_fit(self): self.ws = torch.distributed.get_world_size(); self.fits.append({'train': [], 'valid': []})
+    def after_pred(self): self.fits[-1]['train' if self.training else 'valid'].append(self.xb[0].tolist())
 
 spy = Spy()
 if task == 'lm':
@@ -38,7 +39,7 @@ else:
                              show_progress=False, cbs=fit_callbacks() + [spy])
     final = [float(learn.final_loss), float(learn.final_accuracy)]
 if is_main_process(): save_model(learn, out + '/model')
-json.dump(dict(ws=spy.ws, seen=spy.seen, final=final), open(f"{out}/rank{rank_distrib()}.json", 'w'))
+json.dump(dict(ws=spy.ws, seen=spy.fits[0], fits=spy.fits, final=final), open(f"{out}/rank{rank_distrib()}.json", 'w'))
 '''
 
 def _run2(tmp_path, task):
@@ -78,25 +79,97 @@ def test_lm_metrics_over_all_ranks_and_saved_model(lm_runs):
     with learn.no_bar(), learn.no_logging(): res = learn.validate()
     assert abs(res[0] - nll) < 1e-4 and abs(res[2] - ppl) < 1e-3*ppl
 
-@pytest.mark.xfail(strict=True, reason="known bug (issue 18 open): under TextDistributedDL fastai's SortedDL yields no training "
-                   "batch, so each rank trains on nothing; `textkit clf train --processes N` refuses N > 1 until fixed")
 def test_classifier_two_processes(tmp_path):
     from textkit.data import imdb_dls
     runs = _run2(tmp_path, 'clf')
     assert [r['ws'] for r in runs] == [2, 2]
     assert runs[0]['final'] == runs[1]['final']
+    # two fits on each rank: `fit_one_cycle`, then the final `learn.validate()` of `train_classifier`
+    assert [len(r['fits']) for r in runs] == [2, 2] and not runs[0]['fits'][1]['train']
     torch.manual_seed(0)
     dls = imdb_dls('sample', bs=32, max_len=60)
-    def rows(seen): return [tuple(t for t in r if t != 1) for batch in seen for r in batch]  # xxpad (1) removed
-    valid0, valid1 = rows(runs[0]['seen']['valid']), rows(runs[1]['seen']['valid'])
+    def rows(batches): return [tuple(t for t in r if t != 1) for batch in batches for r in batch]  # xxpad (1) removed
     whole = sorted(tuple(int(t) for t in x if t != 1) for x, y in dls.valid_ds)
-    assert sorted(valid0 + valid1) == whole  # validation: every review exactly once, no padding repeats
-    train0, train1 = rows(runs[0]['seen']['train']), rows(runs[1]['seen']['train'])
+    for fit in (0, 1):  # validation, in the epoch and in the final `validate`: every review exactly once, no padding repeats
+        assert sorted(rows(runs[0]['fits'][fit]['valid']) + rows(runs[1]['fits'][fit]['valid'])) == whole
+    # training: the same number of batches of 16 (= bs 32 / 2) on each rank, disjoint, together the whole split
     n_train = len(dls.train_ds)
-    assert len(train0) == len(train1) and len(set(train0) | set(train1)) >= n_train - 32  # the training split, dropped last batch aside
+    assert n_train % 32 == 0  # so that nothing is dropped or repeated
+    b0, b1 = runs[0]['seen']['train'], runs[1]['seen']['train']
+    assert len(b0) == len(b1) == n_train//32 and all(len(b) == 16 for b in b0 + b1)
+    train0, train1 = rows(b0), rows(b1)
+    assert sorted(train0 + train1) == sorted(tuple(int(t) for t in x if t != 1) for x, y in dls.train_ds)
+    # each batch is one of SortedDL's: its reviews sorted longest first (fastai pads at the start, so count non-pad tokens)
+    for b in b0 + b1:
+        lens = [sum(t != 1 for t in r) for r in b]
+        assert lens == sorted(lens, reverse=True)
+    # shuffled: not the order of the unshuffled loader
+    assert train0[:16] != rows([dls.valid.new(dls.train_ds, bs=16, shuffle=False).one_batch()[0].tolist()])
     learn = load_model(tmp_path/'model', dls=dls)
     with learn.no_bar(), learn.no_logging(): loss, acc = learn.validate()
     assert abs(acc - runs[0]['final'][1]) < 1e-6 and abs(loss - runs[0]['final'][0]) < 1e-4
+
+@pytest.mark.parametrize('n,bs,ws,drop_last', [(11, 3, 2, False), (11, 3, 2, True), (50, 4, 3, True), (7, 4, 4, False), (3, 2, 4, False)])
+def test_text_distributed_dl_deals_whole_batches(n, bs, ws, drop_last):
+    "In one process (ranks stood in for): equal batch counts with padding, whole batches, every item once without padding"
+    import torch.distributed as dist
+    from fastai.data.load import DataLoader
+    from textkit.distributed import TextDistributedDL, _free_port
+    created = not dist.is_initialized()
+    if created: dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{_free_port()}', rank=0, world_size=1)
+    try: _check_deal(DataLoader(list(range(n)), bs=bs, drop_last=drop_last), n, bs, ws, drop_last)
+    finally:
+        if created: dist.destroy_process_group()
+
+def _check_deal(dl, n, bs, ws, drop_last):
+    from textkit.distributed import TextDistributedDL
+    for pad in (True, False):
+        ranks = [[b.tolist() for b in TextDistributedDL(dl, pad=pad, rank=r, world_size=ws)] for r in range(ws)]
+        assert [len(o) for o in ranks] == [len(TextDistributedDL(dl, pad=pad, rank=r, world_size=ws)) for r in range(ws)]
+        items = sorted(i for o in ranks for b in o for i in b)
+        full = n//(bs*ws)*bs*ws  # whole rounds of batches: rank r reads batches r, r+ws, ...
+        for r in range(ws): assert ranks[r][:full//(bs*ws)] == [list(range(k*bs, (k+1)*bs)) for k in range(r, full//bs, ws)]
+        if pad: assert len({len(o) for o in ranks}) == 1  # the same number of steps on every rank
+        if pad and not drop_last: assert set(items) == set(range(n)) and len(items) == -(-n//ws)*ws  # fastai's repeats only
+        if not pad and not drop_last: assert items == list(range(n))  # evaluation: each item exactly once
+        if drop_last: assert set(items) >= set(range(full)) and all(len(b) == bs for o in ranks for b in o)
+
+def _cli(args, launcher=(), timeout=900):
+    "Run `textkit *args` (through `launcher`, e.g. accelerate's) with one thread per process; its output"
+    res = subprocess.run([sys.executable, *map(str, launcher), '-m', 'textkit.cli', *map(str, args)], capture_output=True, text=True,
+                         env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=timeout)
+    assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-3000:])
+    return res.stdout
+
+def test_clf_train_cli_two_processes(tmp_path):
+    from textkit.data import imdb_dls
+    from textkit.io import read_json
+    out = tmp_path/'clf'
+    stdout = _cli(['clf', 'train', '--epochs', 1, '--emb-sz', 16, '--hidden-sz', 16, '--max-len', 60, '--bs', 32, '--out', out,
+                   '--processes', 2, '--checkpoint-every', 10])
+    assert read_checkpoint(tmp_path/'clf.checkpoint')['world_size'] == 2  # written by a group of two
+    printed = float(re.search(r'Test accuracy ([0-9.]+)', stdout).group(1))
+    saved = read_json(out/'config.json')['metrics']['accuracy']
+    # the saved model loads in one process and evaluates as the two processes reported
+    learn = load_model(out, dls=imdb_dls('sample', bs=32, max_len=60))
+    with learn.no_bar(), learn.no_logging(): loss, acc = learn.validate()
+    assert abs(acc - saved) < 1e-6 and abs(acc - printed) < 1e-4
+
+ACCELERATE = ['-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', 2, '--num_machines', 1,
+              '--mixed_precision', 'no', '--dynamo_backend', 'no']
+
+def test_accelerate_launch_lm_two_processes(tmp_path):
+    "`accelerate launch --multi_gpu --num_processes 2 -m textkit.cli lm train ...` on CPUs: torchrun's two ranks join a gloo group"
+    from textkit.io import read_json
+    from textkit.data import char_lm_dls, get_corpus
+    _cli(['lm', 'train', '--max-chars', 20_000, '--bs', 8, '--seq-len', 32, '--hidden-sz', 32, '--emb-sz', 16, '--n-layers', 1,
+          '--epochs', 1, '--seed', 0, '--out', tmp_path/'lm', '--checkpoint-every', 71], launcher=ACCELERATE)
+    st = read_checkpoint(tmp_path/'lm.checkpoint')
+    assert st['world_size'] == 2 and st['step'] == 71  # two ranks, each its 4 rows of the 8: the 71 steps of one process
+    reported = read_json(tmp_path/'lm'/'config.json')['metrics']['perplexity']
+    learn = load_model(tmp_path/'lm', dls=char_lm_dls(get_corpus('quijote')[:20_000], bs=8, seq_len=32))
+    with learn.no_bar(), learn.no_logging(): res = learn.validate()
+    assert abs(res[2] - reported) < 1e-3*reported  # loads in one process and evaluates as the launched run reported
 
 class StopAt(Callback):
     order = 70

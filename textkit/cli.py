@@ -158,8 +158,6 @@ def clf_train(
     precision:str='no',      # 'no', or mixed precision 'fp16' / 'bf16' (GPUs only)
 ):
     "Train a sentiment classifier on IMDB and save it"
-    if processes > 1: raise NotImplementedError("clf train --processes: not yet (fastai's SortedDL under the distributed loader "
-                                                "yields no training batch; issue 18)")
     ckpt = _train_opts(processes, budget, checkpoint_every, checkpoint, out)
     if (codes := run_processes(processes, ['clf', 'train'], clf_train, locals())) is not None: return codes
     cbs = fit_callbacks(checkpoint_every, ckpt, resume, precision, info=dict(command=_command(), data=data))
@@ -338,3 +336,6 @@ def main(
     except (CorpusNotFoundError, CorruptCorpusError, FileNotFoundError, KeyError, ValueError) as e:
         print(f"{prog}: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         sys.exit(2)
+
+if __name__ == '__main__' and '__file__' in globals(): main()  # `python -m textkit.cli ...`, as launchers of modules call it
+

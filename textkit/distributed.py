@@ -13,7 +13,7 @@ import numpy as np, torch
 import torch.distributed as dist
 from fastai.callback.core import Callback, CancelBatchException, CancelEpochException
 from fastai.data.core import Datasets
-from fastai.distributed import DistributedDL, DistributedTrainer
+from fastai.distributed import DistributedDL, DistributedTrainer, _round_to_multiple
 from fastai.text.data import LMDataLoader
 from fastai.torch_core import num_distrib, rank_distrib, distrib_barrier
 from fastai.text.data import TensorText
@@ -39,7 +39,7 @@ def launch(
     timeout:float|None=None,    # seconds before the processes are stopped
     capture:bool=False,         # return the processes' outputs (else they print to this terminal)
 ) -> list:
-    "Run `n` copies of `cmd` as the ranks of one process group on this machine (what `torchrun` or `accelerate launch --cpu` do); `[(returncode, output)]` per rank"
+    "Run `n` copies of `cmd` as the ranks of one process group on this machine (what `torchrun` does, or `accelerate launch --multi_gpu`); `[(returncode, output)]` per rank"
     if n < 1: raise ValueError(f"n must be >= 1, not {n}")
     threads = threads or max((os.cpu_count() or 1)//n, 1)
     base = {**os.environ, **(env or {}), 'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(_free_port()), 'WORLD_SIZE': str(n),
@@ -113,9 +113,9 @@ class LMShardDL(LMDataLoader):
 
 # %% ../nbs/11_distributed.ipynb #dccf9533
 class TextDistributedDL(DistributedDL):
-    "fastai's `DistributedDL` on gloo or NCCL; with `pad=False` (validation) each item is read exactly once, ranks may get one item more"
+    "fastai's `DistributedDL` on gloo or NCCL, dealing whole batches of `dl` round the ranks (a length-sorted batch stays whole); with `pad=False` (validation) each item is read exactly once"
     def __init__(self,
-        dl,                  # the loader to share out
+        dl,                  # the loader to share out, with the batch size of one rank
         pad:bool=True,       # repeat items to even out the ranks (training), or not (validation)
         rank:int|None=None,  # default `rank_distrib()`
         world_size:int|None=None, # default `num_distrib()`
@@ -128,18 +128,23 @@ class TextDistributedDL(DistributedDL):
         t = torch.tensor(t, dtype=torch.long, device=dev)
         dist.broadcast(t, rank)
         return t.cpu().tolist()
+    def _deal(self, n):
+        "`[(start, stop)]`: the batches of `n` indices this rank reads; the last round's items are split evenly"
+        b, r, w = self.dl.bs, self.rank, self.world_size
+        full = n//(b*w)*b*w
+        rest = n - full
+        return [(k*b, (k+1)*b) for k in range(r, full//b, w)] + [(full + r*rest//w, full + (r+1)*rest//w)]
     def __len__(self):
-        if self.pad: return super().__len__()
-        n, r, w = self.dl.n, self.rank, self.world_size
-        return math.ceil(((r+1)*n//w - r*n//w) / self.dl.bs)
-    def _my_idxs(self, idxs):
-        n, r, w = len(idxs), self.rank, self.world_size
-        return idxs[r*n//w:(r+1)*n//w]
+        n = self.dl.n
+        *whole, (a, z) = self._deal(_round_to_multiple(n, self.world_size) if self.pad else n)
+        return len(whole) + (z-a == self.dl.bs or (z > a and not self.dl.drop_last))
     def get_idxs(self):
-        if self.pad: return super().get_idxs()
-        idxs = self._broadcast(list(self.dl.get_idxs()), 0)
-        self.n = len(idxs)
-        return self._my_idxs(idxs)
+        idxs = self._broadcast(list(self.dl.get_idxs()), 0)  # rank 0's order (its shuffle) on every rank
+        self.n = self.n_padded = len(idxs)
+        if self.pad and self.n:  # as fastai: repeat the first items so that the ranks get as many
+            self.n_padded = _round_to_multiple(self.n, self.world_size)
+            idxs += (idxs * (self.n_padded//self.n))[:self.n_padded-self.n]
+        return [i for a, z in self._deal(len(idxs)) for i in idxs[a:z]]
     def to_detach(self,
         b,                # a batch, predictions or a metric's value
         cpu:bool=True,    # move it to the CPU
@@ -147,6 +152,7 @@ class TextDistributedDL(DistributedDL):
     ):
         "Local values only: `SyncMetrics` sums the metrics' totals over the ranks"
         return self._to_detach(b, cpu, False)
+
 
 # %% ../nbs/11_distributed.ipynb #e35a825a
 class SyncMetrics(Callback):
@@ -164,7 +170,7 @@ class SyncMetrics(Callback):
 class TextDistributedTrainer(DistributedTrainer):
     "fastai's `DistributedTrainer` for textkit's loaders: each rank reads its own rows of a language model's stream; validation reads every item once"
     def __init__(self, **kwargs):
-        "`kwargs` go to Accelerate's `Accelerator`; `cpu` defaults to True on a machine without a GPU, as `accelerate launch --cpu`"
+        "`kwargs` go to Accelerate's `Accelerator`; `cpu` defaults to True on a machine without a GPU (Accelerate's multi-CPU mode, on gloo)"
         init_distributed()
         super().__init__(sync_bn=False, **{'cpu': not torch.cuda.is_available(), **kwargs})
     def _wrap_dl(self, dl, pad=True):
