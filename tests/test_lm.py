@@ -3,6 +3,8 @@ import json, math, os
 import pytest, torch
 from fastai.torch_core import set_seed
 from textkit.data import char_lm_dls, word_lm_dls, get_corpus
+from textkit.io import ModelFormatError
+from textkit.models import save_model, load_model
 from textkit.lm import (LanguageModel, lm_learner, save_lm, load_lm, train_lm, rnn_class,
                         unigram_perplexity, lm_loss_weights, UnknownTokensError, TimeBudget)
 
@@ -150,33 +152,49 @@ def test_generation_restores_model(learn):
     assert learn.model.training and learn.model.hidden is None
 
 def test_save_load_round_trip(learn, tmp_path):
-    save_lm(learn, tmp_path/'m', note='test')
+    save_model(learn, tmp_path/'m', card={'note': 'test'})
+    assert sorted(p.name for p in (tmp_path/'m').iterdir()) == ['README.md', 'config.json', 'model.safetensors']
     cfg = json.loads((tmp_path/'m'/'config.json').read_text())
-    assert cfg['vocab'] == list(learn.dls.vocab) and cfg['tokenizer'] == {'level': 'char'} and cfg['info'] == {'note': 'test'}
-    l2 = load_lm(tmp_path/'m')
+    assert cfg['vocab'] == list(learn.dls.vocab) and cfg['tokenizer'] == {'level': 'char'} and cfg['card'] == {'note': 'test'}
+    l2 = load_model(tmp_path/'m')
+    assert l2.generate('En un lugar', n=60, seed=3) == learn.generate('En un lugar', n=60, seed=3)
+
+def test_deprecated_aliases(learn, tmp_path):
+    "`save_lm` / `load_lm` warn, name their replacement, and write and read `save_model`'s format"
+    with pytest.warns(DeprecationWarning, match='save_model'): d = save_lm(learn, tmp_path/'m', corpus='quijote', note='test')
+    assert not (d/'weights.pth').exists() and (d/'model.safetensors').exists()
+    cfg = json.loads((d/'config.json').read_text())
+    assert cfg['data']['name'] == 'quijote' and cfg['card'] == {'note': 'test'}
+    with pytest.warns(DeprecationWarning, match='load_model'): l2 = load_lm(d)
     assert l2.generate('En un lugar', n=60, seed=3) == learn.generate('En un lugar', n=60, seed=3)
     if 'scratch' in IMPLS:
-        assert load_lm(tmp_path/'m', impl='scratch').generate('En', n=30, greedy=True) == learn.generate('En', n=30, greedy=True)
+        with pytest.warns(DeprecationWarning): l3 = load_lm(d, impl='scratch')
+        assert type(l3.model.rnn).__module__ == 'textkit.cells'
+        assert l3.generate('En', n=30, greedy=True) == learn.generate('En', n=30, greedy=True)
+    l4 = load_model(d)  # the same directory, read by the new name
+    assert l4.generate('En', n=30, greedy=True) == learn.generate('En', n=30, greedy=True)
 
 def test_load_mismatched_vocab(learn, tmp_path, quijote):
-    save_lm(learn, tmp_path/'m')
+    save_model(learn, tmp_path/'m')
     other = char_lm_dls(quijote[500_000:520_000], bs=8, seq_len=16)
-    with pytest.raises(ValueError, match='vocabulary .* differs'): load_lm(tmp_path/'m', dls=other)
+    with pytest.raises(ModelFormatError, match='vocabulary .* differs'): load_model(tmp_path/'m', dls=other)
     cfg = json.loads((tmp_path/'m'/'config.json').read_text())
-    cfg['vocab'] = cfg['vocab'][:-1]; cfg['model']['vocab_sz'] -= 1
+    cfg['vocab'] = cfg['vocab'][:-1]; cfg['model']['config']['vocab_sz'] -= 1
     (tmp_path/'m'/'config.json').write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match='do not fit'): load_lm(tmp_path/'m')
-    with pytest.raises(FileNotFoundError): load_lm(tmp_path/'nothing')
+    with pytest.raises(ModelFormatError): load_model(tmp_path/'m')
+    with pytest.raises(ModelFormatError, match='no such model directory'): load_model(tmp_path/'nothing')
 
 def test_train_lm_word_level_and_budget(tmp_path):
     l = train_lm('don_mendo', level='word', arch='gru', epochs=20, bs=8, seq_len=16, emb_sz=8, hidden_sz=16, n_layers=1,
                  budget=1.5, show_progress=False, out=tmp_path/'w', seed=0)
     assert len(l.recorder.values) < 20 and len(l.recorder.values[-1]) == 4  # stopped by the budget, last epoch fully logged
+    assert not (tmp_path/'w'/'weights.pth').exists()
     cfg = json.loads((tmp_path/'w'/'config.json').read_text())
-    assert cfg['tokenizer'] == {'level': 'word', 'lower': True} and 'perplexity' in cfg['info']['final']
-    out = load_lm(tmp_path/'w').generate('si desenvaino el acero vais', n=8, seed=0, unknown='unk')
+    assert cfg['tokenizer'] == {'level': 'word', 'lower': True} and 'perplexity' in cfg['metrics']
+    assert cfg['data']['name'] == 'don_mendo' and cfg['command'].startswith("train_lm(corpus='don_mendo', level='word', arch='gru'")
+    out = load_model(tmp_path/'w').generate('si desenvaino el acero vais', n=8, seed=0, unknown='unk')
     assert out.startswith('si xxunk el acero vais')
-    with pytest.raises(UnknownTokensError, match='desenvaino'): load_lm(tmp_path/'w').generate('si desenvaino', n=3)
+    with pytest.raises(UnknownTokensError, match='desenvaino'): load_model(tmp_path/'w').generate('si desenvaino', n=3)
 
 @torch.no_grad()
 def _plain_loop(learn, prompt, n):

@@ -191,11 +191,9 @@ def test_pickle_load_pretrained(evil):
     with pytest.raises(ValueError, match='Unknown pretrained model'): load_pretrained(str(evil[0]))
 
 def test_pickle_load_lm(evil, tmp_path, char_lm):
-    "textkit.lm's older loader (`load_lm`) reads weights.pth with `weights_only=True`: refused, never run"
-    from textkit.lm import save_lm
-    d = save_lm(char_lm[0], tmp_path/'old')
-    shutil.copy(evil[0], d/'weights.pth')
-    with pytest.raises(Exception): load_lm(d)
+    "The deprecated alias `textkit.lm.load_lm` is `load_model`: a pickle as weights is refused, never run"
+    with pytest.warns(DeprecationWarning, match='load_model'), pytest.raises(ModelFormatError, match='pickle'):
+        load_lm(_evil_dir(evil[0], tmp_path, char_lm, 'model.safetensors'))
 
 CLI_CALLS = [
     ['clf', 'predict', '--model', '{f}', 'great movie'],

@@ -6,7 +6,7 @@ Docs: https://textkit.github.io/textkit/lm.html.md"""
 
 # %% ../nbs/03_lm.ipynb #1099e05c
 from __future__ import annotations
-import functools, inspect, json, math, warnings
+import functools, inspect, math, warnings
 from pathlib import Path
 
 import torch, torch.nn.functional as F
@@ -25,10 +25,10 @@ from fastai.optimizer import Adam
 from fastai.torch_core import set_seed
 from fastai.text.data import Numericalize
 from .callbacks import TimeBudget
-from .data import check_choice, UNK, FAKE_TOK, LM_SPECIAL_TOKS, get_corpus, char_lm_dls, word_lm_dls, char_tokenizer, word_tokenizer, LMDataLoaders, WordTok, CharTok
+from .data import check_choice, UNK, FAKE_TOK, LM_SPECIAL_TOKS, get_corpus, char_lm_dls, word_lm_dls, char_tokenizer, word_tokenizer, LMDataLoaders, CORPORA
 
 # %% auto #0
-__all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'NEVER_SAMPLED', 'LM_FORMAT', 'SCHEDULES', 'rnn_class', 'deprecated_kwargs',
+__all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'NEVER_SAMPLED', 'SCHEDULES', 'rnn_class', 'deprecated_kwargs',
            'delegates_kwargs', 'constructor_args', 'LanguageModel', 'TokenNLL', 'TokenPerplexity', 'BitsPerChar',
            'lm_loss_weights', 'unigram_perplexity', 'LanguageModelLearner', 'lm_learner', 'UnknownTokensError',
            'prompt_ids', 'FusedSteps', 'codec_dls', 'save_lm', 'load_lm', 'lm_corpus_dls', 'torch_adam', 'train_lm']
@@ -109,7 +109,7 @@ class LanguageModel(nn.Module):
     ):
         config = constructor_args(LanguageModel.__init__, locals())
         super().__init__()
-        self.config = config  # all that `save_lm` needs to rebuild it
+        self.config = config  # all that `textkit.models.save_model` needs to rebuild it
         check_choice('input', input, ('embedding', 'one_hot'))
         if tie_weights and input == 'one_hot': raise ValueError("tie_weights needs input='embedding' (one-hot input has no embedding to tie)")
         self.vocab_sz, self.hidden = vocab_sz, None
@@ -390,56 +390,35 @@ def codec_dls(
     return LMDataLoaders(tok=tok, num=Numericalize(vocab=list(vocab)), level=level)
 
 # %% ../nbs/03_lm.ipynb #dedcf3f3
-LM_FORMAT = 'textkit-lm/1'
-
-def _tokenizer_config(dls) -> dict:
-    t = getattr(dls.tok, 'tok', None)
-    if dls.level == 'char' and isinstance(t, CharTok): return dict(level='char')
-    if dls.level == 'word' and isinstance(t, WordTok): return dict(level='word', lower=t.lower)
-    raise ValueError(f"Cannot save a tokenizer of type {type(t).__name__} at level {dls.level!r}: "
-                     "save_lm knows textkit's char and word tokenizers")
-
 def save_lm(
     learn:LanguageModelLearner,  # the language model to save
-    path,             # directory to write (created if needed)
+    path,                        # directory to write (replaced if it exists)
     **info,
 ) -> Path:
-    "Save `learn`'s language model to directory `path`: `config.json` (vocab, tokenizer, hyperparameters, free-form `info`) and `weights.pth` (state_dict)"
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    config = dict(format=LM_FORMAT, model=learn.model.config, tokenizer=_tokenizer_config(learn.dls),
-                  vocab=list(learn.dls.vocab), info=info)
-    (path/'config.json').write_text(json.dumps(config, ensure_ascii=False, indent=1), encoding='utf-8')
-    torch.save({k: v.detach().cpu() for k, v in learn.model.state_dict().items()}, path/'weights.pth')
-    return path
+    "Deprecated alias of `textkit.models.save_model`: `info` that names one of its parameters (`data`, `metrics`, `command`, `dtype`, `card`) goes to it, `corpus` becomes `data`, the rest goes to the model card"
+    warnings.warn("textkit.lm.save_lm is deprecated: use textkit.models.save_model(learn, path)", DeprecationWarning, stacklevel=2)
+    from textkit.models import save_model  # textkit.models imports this module
+    known = set(inspect.signature(save_model).parameters) - {'learn', 'path'}
+    kw = {k: info.pop(k) for k in list(info) if k in known}
+    if 'corpus' in info and 'data' not in kw: kw['data'] = info.pop('corpus')
+    if info: kw['card'] = {**(kw.get('card') or {}), **info}
+    return save_model(learn, path, **kw)
 
 # %% ../nbs/03_lm.ipynb #591a6309
-def _vocab_mismatch(saved:list, vocab:list) -> str|None:
-    if saved == vocab: return None
-    i = next((i for i, (a, b) in enumerate(zip(saved, vocab)) if a != b), min(len(saved), len(vocab)))
-    return (f"the saved model's vocabulary ({len(saved)} tokens) differs from the DataLoaders' ({len(vocab)} tokens): "
-            f"first difference at index {i}: {saved[i] if i < len(saved) else '(end)'!r} vs {vocab[i] if i < len(vocab) else '(end)'!r}")
-
 def load_lm(
-    path,                         # directory written by `save_lm`
+    path,                         # directory written by `save_model`
     dls:LMDataLoaders|None=None,  # data to keep training on; must have the saved vocabulary
-    impl:str|None=None,           # override the saved `impl` ('torch' or 'scratch'): the weights fit both
+    impl:str|None=None,           # run the saved weights on this implementation ('torch' or 'scratch'): they fit both
     **kwargs,
 ) -> LanguageModelLearner:
-    "A `LanguageModelLearner` rebuilt from `save_lm`'s files (`kwargs` go to `lm_learner`): generates at once, and trains on `dls` if given"
-    path = Path(path)
-    if not (path/'config.json').exists(): raise FileNotFoundError(f"No language model in {path}: config.json is missing")
-    config = json.loads((path/'config.json').read_text(encoding='utf-8'))
-    if config.get('format') != LM_FORMAT: raise ValueError(f"{path/'config.json'} is not a {LM_FORMAT} file (format={config.get('format')!r})")
-    vocab, mcfg, tcfg = config['vocab'], dict(config['model']), config['tokenizer']
-    if mcfg.pop('vocab_sz') != len(vocab): raise ValueError(f"{path}: config.json is inconsistent (vocab_sz != len(vocab))")
-    if 'dropouts' in mcfg: mcfg.update(_three_p(mcfg.pop('dropouts')))  # written before the `*_p` names
-    if dls is None: dls = codec_dls(vocab, tcfg['level'], tcfg.get('lower', False))
-    elif (msg := _vocab_mismatch(vocab, list(dls.vocab))): raise ValueError(f"Cannot load {path} on these DataLoaders: {msg}")
-    if impl is not None: mcfg['impl'] = impl
-    learn = lm_learner(dls, **mcfg, **kwargs)
-    sd = torch.load(path/'weights.pth', map_location='cpu', weights_only=True)
-    try: learn.model.load_state_dict(sd)
-    except RuntimeError as e: raise ValueError(f"The weights in {path} do not fit the model described by its config.json: {e}") from None
+    "Deprecated alias of `textkit.models.load_model` (`kwargs` go to `lm_learner`)"
+    warnings.warn("textkit.lm.load_lm is deprecated: use textkit.models.load_model(path)", DeprecationWarning, stacklevel=2)
+    from textkit.models import load_model  # textkit.models imports this module
+    learn = load_model(path, dls, **kwargs)
+    if impl is not None and impl != learn.model.config.get('impl'):
+        model = type(learn.model)(**{**learn.model.config, 'impl': check_choice('impl', impl, IMPLS)})
+        model.load_state_dict(learn.model.state_dict())
+        learn.model = model
     return learn
 
 # %% ../nbs/03_lm.ipynb #b8f52048
@@ -484,7 +463,7 @@ def train_lm(
     max_chars:int|None=None,  # train on the first `max_chars` characters only
     valid_pct:float=0.1,      # the last `valid_pct` of the text is held out
     min_freq:int|None=None,   # rarer tokens become `xxunk` (default 1 for characters, 2 for words)
-    out=None,                 # directory to `save_lm` into
+    out=None,                 # model directory to write with `textkit.models.save_model`
     budget:float|None=None,   # stop after this many seconds of training (CPU time) or `epochs`, whichever ends first
     seed:int|None=None,       # seed of weights and batches
     schedule:str='one_cycle', # 'one_cycle' (`fit_one_cycle`) or 'flat_cos' (`fit_flat_cos`: flat, then cosine annealing)
@@ -503,8 +482,12 @@ def train_lm(
     else:
         with learn.no_bar(): fit(epochs, lr, cbs=cbs)  # the table of metrics is still printed
     if out is not None:
+        from textkit.models import save_model  # textkit.models imports this module
         r, args = learn.recorder, {k: v for k, v in kwargs.items() if isinstance(v, (bool, int, float, str, type(None)))}  # JSON-able
-        save_lm(learn, out, corpus=str(corpus), max_chars=max_chars, epochs=epochs, lr=lr, schedule=schedule, bs=bs, seq_len=seq_len,
-                budget=budget, seed=seed, train_time=learn.train_time, **args,
-                final=dict(zip(r.metric_names[1:-1], map(float, r.values[-1]))) if r.values else None)
+        call = dict(corpus=str(corpus), level=level, arch=arch, epochs=epochs, lr=lr, bs=bs, seq_len=seq_len, max_chars=max_chars,
+                    valid_pct=valid_pct, min_freq=min_freq, budget=budget, seed=seed, schedule=schedule, **args)
+        save_model(learn, out, data=str(corpus) if str(corpus) in CORPORA else dict(name=str(corpus)),
+                   metrics=dict(zip(r.metric_names[1:-1], map(float, r.values[-1]))) if r.values else None,
+                   command=f"train_lm({', '.join(f'{k}={v!r}' for k, v in call.items())})",
+                   card=dict(split=f"the last {valid_pct:.0%} of the tokens held out", cpu=f"{learn.train_time['cpu']:.1f} CPU s of training"))
     return learn
