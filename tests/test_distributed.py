@@ -208,3 +208,26 @@ def test_kill_during_save_leaves_loadable_checkpoint(tmp_path):
         if sig == signal.SIGTERM:  # unwound cleanly: the abandoned temporary directory is gone
             assert p.returncode != 0 and not any(q.name.startswith('.step-') for q in ck.iterdir())
         assert during
+
+class Evil:
+    "Unpickling this creates the file `path`"
+    def __init__(self, path): self.path = str(path)
+    def __reduce__(self): return (open, (self.path, 'w'))
+
+@pytest.mark.parametrize('victim', ['model/model.safetensors', 'model/config.json', 'optimizer.safetensors',
+                                    'state.safetensors', 'state.json'])
+def test_resume_refuses_a_crafted_pickle(tmp_path, victim):
+    "Every file of a checkpoint replaced by a crafted pickle: `Resume` and `lm train --resume` refuse it, and it never runs"
+    import pickle
+    from textkit.io import ModelFormatError
+    train_lm(**SMALL, epochs=1, cbs=[Checkpoint(tmp_path/'ck', every=5), StopAt(5)])
+    ck, marker = latest_checkpoint(tmp_path/'ck'), tmp_path/'marker'
+    (ck/victim).write_bytes(pickle.dumps(Evil(marker)))
+    with pytest.raises(ModelFormatError, match=re.escape(Path(victim).name)):
+        train_lm(**SMALL, epochs=1, cbs=[Resume(tmp_path/'ck')])
+    r = subprocess.run([sys.executable, '-c', 'from textkit.cli import main; main()', 'lm', 'train', '--max-chars', '20000',
+                        '--bs', '8', '--seq-len', '32', '--hidden-sz', '32', '--emb-sz', '16', '--n-layers', '1', '--epochs', '1',
+                        '--out', str(tmp_path/'lm'), '--resume', str(tmp_path/'ck')],
+                       capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert r.returncode == 2 and Path(victim).name in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert not marker.exists(), 'the crafted pickle ran'
