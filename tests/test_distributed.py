@@ -231,3 +231,9 @@ def test_resume_refuses_a_crafted_pickle(tmp_path, victim):
                        capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
     assert r.returncode == 2 and Path(victim).name in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert not marker.exists(), 'the crafted pickle ran'
+
+def test_clf_train_bs_must_split_over_processes(capsys):
+    "Reviews per step that do not split evenly over the processes: a clear error before anything starts"
+    from textkit import cli
+    with pytest.raises(SystemExit) as e: cli.main(['clf', 'train', '--processes', '2', '--bs', '33', '--out', 'unused'])
+    assert e.value.code == 2 and 'do not split evenly over 2 processes' in capsys.readouterr().err

@@ -159,6 +159,7 @@ def clf_train(
 ):
     "Train a sentiment classifier on IMDB and save it"
     ckpt = _train_opts(processes, budget, checkpoint_every, checkpoint, out)
+    if bs % processes: raise ValueError(f"--bs {bs} reviews per step do not split evenly over {processes} processes: use a multiple of {processes}")
     if (codes := run_processes(processes, ['clf', 'train'], clf_train, locals())) is not None: return codes
     cbs = fit_callbacks(checkpoint_every, ckpt, resume, precision, info=dict(command=_command(), data=data))
     with stop_on_sigterm():
