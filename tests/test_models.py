@@ -142,6 +142,16 @@ def test_malformed_cli(char_lm, tmp_path, capsys):
     err = capsys.readouterr().err
     assert 'truncated or corrupt weights' in err and 'Traceback' not in err and len(err.strip().splitlines()) == 1
 
+def test_load_model_overrides_impl(char_lm):
+    "A model setting passed to `load_model` overrides the saved one: the same weights on the scratch layers, the same outputs"
+    from textkit.cells import LSTM as ScratchLSTM
+    learn = load_model(char_lm[1], impl='scratch')
+    assert isinstance(learn.model.rnn, ScratchLSTM) and learn.model.config['impl'] == 'scratch'
+    x = char_lm[0].dls.one_batch()[0][:2].cpu()
+    ref = load_model(char_lm[1]).model.eval()
+    learn.model.eval(); ref.reset(); learn.model.reset()
+    with torch.no_grad(): torch.testing.assert_close(learn.model(x), ref(x), atol=1e-5, rtol=1e-5)
+
 def test_missing_dir():
     with pytest.raises(ModelFormatError, match='no such model directory'): load_model('/nonexistent/model')
 

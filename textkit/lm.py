@@ -414,12 +414,7 @@ def load_lm(
     "Deprecated alias of `textkit.models.load_model` (`kwargs` go to `lm_learner`)"
     warnings.warn("textkit.lm.load_lm is deprecated: use textkit.models.load_model(path)", DeprecationWarning, stacklevel=2)
     from textkit.models import load_model  # textkit.models imports this module
-    learn = load_model(path, dls, **kwargs)
-    if impl is not None and impl != learn.model.config.get('impl'):
-        model = type(learn.model)(**{**learn.model.config, 'impl': check_choice('impl', impl, IMPLS)})
-        model.load_state_dict(learn.model.state_dict())
-        learn.model = model
-    return learn
+    return load_model(path, dls, **({} if impl is None else dict(impl=impl)), **kwargs)
 
 # %% ../nbs/03_lm.ipynb #b8f52048
 def lm_corpus_dls(

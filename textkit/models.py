@@ -200,12 +200,13 @@ def load_model(path,                  # a directory written by `save_model`
                dls=None,              # DataLoaders to train further on: must have the saved vocabulary
                **kwargs,
               ) -> Learner:
-    "A `Learner` rebuilt from the directory `save_model` wrote (`kwargs` go to `lm_learner` / `classifier_learner`): ready to generate or predict, and to train on `dls`"
+    "A `Learner` rebuilt from the directory `save_model` wrote: ready to generate or predict, and to train on `dls`. `kwargs` that name a model setting override the saved one (`impl='scratch'`, dropouts: the weights must still fit); the others go to `lm_learner` / `classifier_learner`"
     path = Path(path)
     cfg = read_config(path)
     cj = path/'config.json'
     tensors, _ = load_tensors(path/cfg['weights'].get('file', 'model.safetensors'))
     cls, margs = MODEL_CLASSES[cfg['model']['class']], dict(cfg['model']['config'])
+    margs.update({k: kwargs.pop(k) for k in list(kwargs) if k in margs})
     try: model = cls(**margs)
     except (TypeError, ValueError) as e: raise ModelFormatError(cj, f"cannot build {cls.__name__} from its config ({e})") from None
     emb = next((m for m in model.modules() if isinstance(m, torch.nn.Embedding)), None)
