@@ -189,48 +189,57 @@ class LSTMCell(CellBase):
 # %% ../nbs/01_cells.ipynb #6a505d29
 def _order(T:int, reverse:bool): return range(T-1, -1, -1) if reverse else range(T)
 
-def _lstm_steps(gi:Tensor, h:Tensor, c:Tensor, w_hh:Tensor, mask:Tensor|None, reverse:bool, keep:bool) -> tuple:
-    "The LSTM recurrence with in-place element-wise work: states `hs`, cells `cs`, and the gate activations if `keep`"
+def _tanh_(x:Tensor) -> Tensor:
+    "`tanh` in place as `2σ(2x) - 1`: the same function, and `sigmoid` is several times cheaper than `tanh` on CPUs"
+    return x.mul_(2).sigmoid_().mul_(2).sub_(1)
+
+def _lstm_steps(gi:Tensor, h:Tensor, c:Tensor, w_hh:Tensor, b_hh:Tensor|None, mask:Tensor|None, reverse:bool, keep:bool) -> tuple:
+    "The LSTM recurrence with in-place element-wise work: states `hs`, cells `cs`, and, if `keep`, `tanh(cs)` and the gate activations"
     T, B, H4 = gi.shape; H = H4//4
+    acts = gi + b_hh if b_hh is not None else gi.clone()  # a new buffer: each step's gates are computed in it, in place
     hs, cs = gi.new_empty(T, B, H), gi.new_empty(T, B, H)
-    acts = gi.new_empty(T, B, H4) if keep else None
-    buf, tc, w_t = gi.new_empty(B, H4), gi.new_empty(B, H), w_hh.t()
+    tcs, tc, w_t = gi.new_empty(T, B, H) if keep else None, gi.new_empty(B, H), w_hh.t()
     for t in _order(T, reverse):
-        a = acts[t] if keep else buf
-        torch.addmm(gi[t], h, w_t, out=a)                  # the four gates' pre-activations in one product
-        a[:, :2*H].sigmoid_(); a[:, 2*H:3*H].tanh_(); a[:, 3*H:].sigmoid_()
+        a, tct = acts[t], (tcs[t] if keep else tc)
+        a.addmm_(h, w_t)                                    # the four gates' pre-activations in one product
+        a[:, :2*H].sigmoid_(); _tanh_(a[:, 2*H:3*H]); a[:, 3*H:].sigmoid_()
         i, f, g, o = a.chunk(4, 1)
         torch.mul(f, c, out=cs[t]).addcmul_(i, g)         # c' = f c + i g
-        torch.mul(o, torch.tanh(cs[t], out=tc), out=hs[t]) # h' = o tanh(c')
+        torch.mul(o, _tanh_(tct.copy_(cs[t])), out=hs[t])  # h' = o tanh(c')
         if mask is not None:                                # the state stays frozen on padding
-            cs[t].copy_(torch.where(mask[t], cs[t], c)); hs[t].copy_(torch.where(mask[t], hs[t], h))
+            torch.where(mask[t], cs[t], c, out=cs[t]); torch.where(mask[t], hs[t], h, out=hs[t])
         h, c = hs[t], cs[t]
-    return hs, cs, acts
+    return hs, cs, tcs, acts if keep else None
 
 def _lstm_bptt(d_hs:Tensor, d_h:Tensor, d_c:Tensor, h0:Tensor, c0:Tensor, w_hh:Tensor,
-               hs:Tensor, cs:Tensor, acts:Tensor, mask:Tensor|None, reverse:bool,
+               hs:Tensor, cs:Tensor, tcs:Tensor, acts:Tensor, mask:Tensor|None, reverse:bool,
               ) -> tuple:
     "Backpropagation through time by hand: gradients of the pre-activations `(T, B, 4H)`, of `h0`, `c0` and `w_hh`"
     T, B, H4 = acts.shape; H = H4//4
-    prev = lambda s, s0: torch.cat([s[1:], s0[None]]) if reverse else torch.cat([s0[None], s[:-1]])
-    i, f, g, o = acts.chunk(4, 2)
-    tc = torch.tanh(cs)
-    A = o*(1 - tc*tc)                                                    # ∂c/∂h through h = o tanh(c)
-    Do = tc*o*(1 - o)                                                    # ∂h/∂a_o
-    K = torch.stack([g*i*(1 - i), prev(cs, c0)*f*(1 - f), i*(1 - g*g)], 2)  # ∂c/∂a_i, ∂c/∂a_f, ∂c/∂a_g
-    if mask is not None:
-        m = mask.to(acts.dtype); A, Do, K, frozen = A*m, Do*m, K*m[..., None], 1 - m
+    first = T-1 if reverse else 0                                       # the step that reads h0, c0
     dG, order = acts.new_empty(T, B, H4), list(_order(T, not reverse))  # backward runs the other way
+    one, u, s = acts.new_ones(B, H), acts.new_empty(B, H), acts.new_empty(B, 2*H)
     dh, dc = d_h + d_hs[order[0]], d_c
     for n, t in enumerate(order):
-        dcn = torch.addcmul(dc if mask is None else dc*m[t], dh, A[t])  # all of ∂L/∂c at step t
-        torch.mul(K[t], dcn[:, None], out=dG[t, :, :3*H].view(B, 3, H))
-        torch.mul(dh, Do[t], out=dG[t, :, 3*H:])
-        dc_prev = dcn*f[t]
-        dh_prev = torch.addmm(d_hs[order[n+1]], dG[t], w_hh) if n+1 < T else dG[t] @ w_hh
-        if mask is not None: dc_prev.addcmul_(dc, frozen[t]); dh_prev.addcmul_(dh, frozen[t])
+        i, f, g, o = acts[t].chunk(4, 1)
+        di, df, dg, do = dG[t].chunk(4, 1)
+        tc, c_prev = tcs[t], c0 if t == first else cs[t+1 if reverse else t-1]
+        torch.addcmul(o, o, o, value=-1, out=u); torch.mul(dh, tc, out=do).mul_(u)    # ā_o = h̄ tanh(c) o(1-o)
+        torch.addcmul(one, tc, tc, value=-1, out=u).mul_(o)                            # o (1 - tanh²c)
+        dcn = torch.addcmul(dc, dh, u)                                                 # c̄ += h̄ o (1 - tanh²c)
+        x = acts[t, :, :2*H]; torch.addcmul(x, x, x, value=-1, out=s)                  # i(1-i), f(1-f)
+        torch.mul(dcn, g, out=di).mul_(s[:, :H])                                       # ā_i = c̄ g i(1-i)
+        torch.mul(dcn, c_prev, out=df).mul_(s[:, H:])                                  # ā_f = c̄ c₋₁ f(1-f)
+        torch.addcmul(one, g, g, value=-1, out=u); torch.mul(dcn, i, out=dg).mul_(u)   # ā_g = c̄ i (1-g²)
+        if mask is not None: dG[t].mul_(mask[t])                                       # no gate works on padding
+        dc_prev = dcn.mul_(f) if mask is None else torch.where(mask[t], dcn*f, dc)     # c̄₋₁ = c̄ f
+        dh_prev = torch.addmm(d_hs[order[n+1]], dG[t], w_hh) if n+1 < T else dG[t] @ w_hh   # h̄₋₁ = ā W_hh (+ output's)
+        if mask is not None: dh_prev.add_(torch.where(mask[t], 0., dh))                # padding hands h̄ on unchanged
         dh, dc = dh_prev, dc_prev
-    return dG, dh, dc, dG.reshape(-1, H4).t() @ prev(hs, h0).reshape(-1, H)
+    # W̄_hh = Σ_t ā_tᵀ h_{t-1}: the step that read h0, then all others in one product (no shifted copy of hs)
+    later = (slice(0, T-1), slice(1, T)) if reverse else (slice(1, T), slice(0, T-1))
+    d_w = torch.addmm(dG[first].t() @ h0, dG[later[0]].reshape(-1, H4).t(), hs[later[1]].reshape(-1, H))
+    return dG, dh, dc, d_w
 
 def _lstm_reference(gi, h, c, w_hh, b_hh, mask, reverse):
     "The step of `LSTMCell` along the sequence, as `Recurrent.scan` runs it: `(hs, h_n, c_n)`"
@@ -246,14 +255,14 @@ class _LSTMScan(torch.autograd.Function):
     "One autograd node for a whole LSTM layer-direction; `backward` is `_lstm_bptt`"
     @staticmethod
     def forward(ctx, gi, h0, c0, w_hh, b_hh, mask, reverse):
-        hs, cs, acts = _lstm_steps(gi if b_hh is None else gi + b_hh, h0, c0, w_hh, mask, reverse, keep=True)
-        ctx.save_for_backward(gi, h0, c0, w_hh, b_hh, hs, cs, acts, mask)
+        hs, cs, tcs, acts = _lstm_steps(gi, h0, c0, w_hh, b_hh, mask, reverse, keep=True)
+        ctx.save_for_backward(gi, h0, c0, w_hh, b_hh, hs, cs, tcs, acts, mask)
         ctx.reverse, last = reverse, 0 if reverse else -1
         return hs, hs[last].clone(), cs[last].clone()
 
     @staticmethod
     def backward(ctx, d_hs, d_h, d_c):
-        gi, h0, c0, w_hh, b_hh, hs, cs, acts, mask = ctx.saved_tensors
+        gi, h0, c0, w_hh, b_hh, hs, cs, tcs, acts, mask = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward (`create_graph=True`): differentiate the reference equations
             ins = (gi, h0, c0, w_hh, b_hh)
             want = [k for k, t in enumerate(ins) if t is not None and ctx.needs_input_grad[k]]
@@ -262,7 +271,7 @@ class _LSTMScan(torch.autograd.Function):
             res = [None]*7
             for k, gk in zip(want, gs): res[k] = torch.zeros_like(ins[k]) if gk is None else gk
             return tuple(res)
-        dG, dh0, dc0, d_w = _lstm_bptt(d_hs, d_h, d_c, h0, c0, w_hh, hs, cs, acts, mask, ctx.reverse)
+        dG, dh0, dc0, d_w = _lstm_bptt(d_hs, d_h, d_c, h0, c0, w_hh, hs, cs, tcs, acts, mask, ctx.reverse)
         return dG, dh0, dc0, d_w, (None if b_hh is None else dG.sum((0, 1))), None, None
 
 def lstm_scan(
@@ -277,7 +286,7 @@ def lstm_scan(
     "The step of `LSTMCell` along the sequence, with in-place element-wise work and a hand-written backward"
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (gi, h0, c0, w_hh, b_hh)):
         return _LSTMScan.apply(gi, h0, c0, w_hh, b_hh, mask, reverse)
-    hs, cs, _ = _lstm_steps(gi if b_hh is None else gi + b_hh, h0, c0, w_hh, mask, reverse, keep=False)
+    hs, cs, _, _ = _lstm_steps(gi, h0, c0, w_hh, b_hh, mask, reverse, keep=False)
     last = 0 if reverse else -1
     return hs, hs[last], cs[last]
 
