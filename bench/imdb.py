@@ -195,7 +195,7 @@ def main():
           (f"; acc_subset: the same {len(idx):,} test reviews for every model" if a.test_n else ''))
     print(df.to_string())
     if a.results:
-        out = pd.DataFrame([dict(model=r['model'], max_len=a.max_len, epochs=r.get('epochs'), train_cpu_s=r.get('train_cpu_s', r.get('cpu_s')), accuracy=r.get('accuracy'),
+        out = pd.DataFrame([dict(model=r['model'], max_len=a.max_len, epochs=r.get('epochs'), train_cpu_s=r.get('train_cpu_s', r.get('cpu_s')), cpu_s=r.get('cpu_s'), accuracy=r.get('accuracy'),
                                  acc_subset=r.get('acc_subset'), params_M=round(r['params']/1e6, 1) if r.get('params') else None) for r in rows])
         print('written:', save_results(out, a.results, ' '.join(['python bench/imdb.py', *sys.argv[1:]])))
     if a.plot:
