@@ -227,7 +227,7 @@ def _lstm_bptt(d_hs:Tensor, d_h:Tensor, d_c:Tensor, h0:Tensor, c0:Tensor, w_hh:T
         torch.addcmul(o, o, o, value=-1, out=u); torch.mul(dh, tc, out=do).mul_(u)    # ā_o = h̄ tanh(c) o(1-o)
         torch.addcmul(one, tc, tc, value=-1, out=u).mul_(o)                            # o (1 - tanh²c)
         dcn = torch.addcmul(dc, dh, u)                                                 # c̄ += h̄ o (1 - tanh²c)
-        x = acts[t, :, :2*H]; torch.addcmul(x, x, x, value=-1, out=s)                  # i(1-i), f(1-f)
+        sg = acts[t, :, :2*H]; torch.addcmul(sg, sg, sg, value=-1, out=s)             # i(1-i), f(1-f)
         torch.mul(dcn, g, out=di).mul_(s[:, :H])                                       # ā_i = c̄ g i(1-i)
         torch.mul(dcn, c_prev, out=df).mul_(s[:, H:])                                  # ā_f = c̄ c₋₁ f(1-f)
         torch.addcmul(one, g, g, value=-1, out=u); torch.mul(dcn, i, out=dg).mul_(u)   # ā_g = c̄ i (1-g²)
