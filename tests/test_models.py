@@ -330,3 +330,21 @@ def test_wheel_carries_pretrained(tmp_path):
     r = subprocess.run([py, '-c', code], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
     assert all(n in r.stdout for n in PRETRAINED)
+
+def test_head_bn_round_trip_and_first_stage(tmp_path):
+    "head_bn: BatchNorm1d on the pooled features; trainable with the head under freeze_to(-1); saved and loaded exactly (running statistics too)"
+    torch.manual_seed(0)
+    learn = classifier_learner(imdb_dls('sample', bs=32, max_len=60), 'lstm', emb_sz=16, hidden_sz=16, pool='concat',
+                               head=(8,), act='relu', head_bn=True)
+    learn.freeze_to(-1)
+    assert [n for n, p in learn.model.named_parameters() if p.requires_grad] == [
+        'head.0.weight', 'head.0.bias', 'head.2.weight', 'head.2.bias', 'head.4.weight', 'head.4.bias']
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
+    assert learn.model.head[0].num_batches_tracked > 0
+    save_model(learn, tmp_path/'m')
+    learn2 = load_model(tmp_path/'m')
+    assert learn2.model.config['head_bn'] is True
+    for a, b in zip(learn.model.state_dict().values(), learn2.model.state_dict().values()): assert torch.equal(a, b)
+    x = learn.dls.valid.one_batch()[0]
+    learn.model.eval(); learn2.model.eval()
+    assert torch.equal(learn.model(x), learn2.model(x))

@@ -121,6 +121,7 @@ class TextClassifier(Module):
         input_p:float=0.,          # dropout on the embeddings
         hidden_p:float=0.,         # dropout between stacked recurrent layers
         output_p:float=0.,         # dropout on the pooled features, before the head
+        head_bn:bool=False,        # batch-normalize the pooled features first (fastai's head does): a head on a frozen encoder learns
         head_p:float=0.,           # dropout between head layers
         n_out:int=2,               # number of classes
         pad_idx:int=1,             # index of `xxpad`
@@ -133,7 +134,7 @@ class TextClassifier(Module):
         self.input_dp = nn.Dropout(input_p)
         self.rnn = recurrent_layer(arch, emb_sz, hidden_sz, n_layers, bidirectional, hidden_p, impl)
         sizes = [self.n_dir*hidden_sz*(3 if pool == 'concat' else 1), *((head,) if isinstance(head, int) else head), n_out]
-        layers = [nn.Dropout(output_p)]
+        layers = ([nn.BatchNorm1d(sizes[0])] if head_bn else []) + [nn.Dropout(output_p)]
         for i, (ni, no) in enumerate(zip(sizes[:-1], sizes[1:])):
             if i > 0: layers += ([ACTS[act]()] if act else []) + ([nn.Dropout(head_p)] if head_p else [])
             layers.append(nn.Linear(ni, no))
