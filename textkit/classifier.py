@@ -121,10 +121,10 @@ class TextClassifier(Module):
         input_p:float=0.,          # dropout on the embeddings
         hidden_p:float=0.,         # dropout between stacked recurrent layers
         output_p:float=0.,         # dropout on the pooled features, before the head
-        head_bn:bool=False,        # batch-normalize the pooled features first (fastai's head does): a head on a frozen encoder learns
         head_p:float=0.,           # dropout between head layers
         n_out:int=2,               # number of classes
         pad_idx:int=1,             # index of `xxpad`
+        head_bn:bool=False,        # batch-normalize the pooled features before the head, as fastai's head does
     ):
         self.config = constructor_args(TextClassifier.__init__, locals())  # all that rebuilds the model
         check_choice('pool', pool, POOLS); check_choice('act', act, tuple(ACTS))
