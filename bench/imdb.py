@@ -5,7 +5,7 @@
     python bench/imdb.py --size full --budget 90 --configs course --no-awd --test-n 0  # rnn, birnn, ..., bigru
     add --results NAME to also write the table to nbs/results/NAME.csv (as the notebooks' tables clf_course, clf_best, clf_awd)
     python bench/imdb.py --size full --configs best,pretrained,nblr --budget 1800 --lm-budget 3300 --clf-budget 1200 \
-        --lm-vocab 10000 --max-len 800 --epochs 4 --no-awd --test-n 0 --plot bench/imdb_pretrained.png   # issue 17
+        --lm-vocab 30000 --lm-epochs 3 --max-len 800 --epochs 4 --no-awd --test-n 0 --plot bench/imdb_pretrained.png   # issue 17
 
 `pretrained` is the ULMFiT recipe from random weights (`textkit.ulmfit`): a language model on the training reviews
 outside a 10% validation carve (`--transductive` adds the test reviews' text, without labels), its encoder moved into a
@@ -52,7 +52,7 @@ GROUPS = {'course': ['rnn', 'birnn', 'lstm', 'bilstm', 'gru', 'bigru']}
 SPECIAL = ('pretrained', 'nblr')  # not a `classifier_learner` config: a pipeline each
 # the pretrained pipeline's models: a one-way LSTM language model, tied weights, and its classifier (same encoder sizes)
 PRETRAINED = dict(arch='lstm', emb_sz=256, hidden_sz=256, n_layers=1)
-PRE_CLAS = dict(pool='concat', head=(64,), act='relu', input_p=0.1, hidden_p=0.2, output_p=0.3, head_p=0.1)
+PRE_CLAS = dict(pool='concat', head=(64,), act='relu', input_p=0.1, hidden_p=0.2, output_p=0.3, head_p=0.1, head_bn=True)
 
 def cpu_now() -> float:
     "CPU seconds (user + system) of this process and its finished children"
@@ -91,7 +91,9 @@ def pretrained(a):
     path = Path(tempfile.mkdtemp(prefix='textkit-ulmfit-'))
     set_seed(a.seed)
     lm_dls = imdb_lm_dls(a.size, bs=a.lm_bs, seq_len=a.lm_seq_len, transductive=a.transductive, splits=sp)
-    lm = lm_learner(lm_dls, **PRETRAINED, tie_weights=True, input_p=0.1, hidden_p=0.1, output_p=0.2, wd=0.01, path=path)
+    # the output layer: an adaptive softmax over the whole vocabulary, or (--lm-adaptive none) a full one tied to the embedding
+    dec = dict(adaptive=list(a.lm_adaptive)) if a.lm_adaptive else dict(tie_weights=True)
+    lm = lm_learner(lm_dls, **PRETRAINED, **dec, input_p=0.1, hidden_p=0.1, output_p=0.2, wd=0.01, path=path)
     l0 = cpu_now()
     with lm.no_bar(): lm.fit_one_cycle(a.lm_epochs, a.lm_lr, cbs=[TimeBudget(a.lm_budget)])
     lm_cpu = cpu_now() - l0
@@ -108,6 +110,7 @@ def pretrained(a):
                 lm_tokens=int(sum(len(sp['ids'][i]) for i in lm_dls.splits['train'] + (sp['test'] if a.transductive else []))),
                 params=sum(p.numel() for p in clf.model.parameters()),
                 note=f"LM {'train+test text (transductive)' if a.transductive else 'training reviews only'}, vocab {len(sp['vocab']):,}, "
+                     f"{'adaptive softmax ' + str(list(a.lm_adaptive)) if a.lm_adaptive else 'tied softmax'}, "
                      f"{len(sp['train']):,} training reviews, one-way forward LSTM")
 
 class SkipValidation(Callback):
@@ -145,8 +148,10 @@ def main():
     p.add_argument('--results', default=None, help='also write the table to nbs/results/<RESULTS>.csv (`textkit.experiments.save_results`)')
     p.add_argument('--valid-pct', type=float, default=0.1, help='pretrained, nblr: share of training reviews carved for selection')
     p.add_argument('--max-reviews', type=int, default=None, help='pretrained, nblr: a reduced run on this many training reviews')
-    p.add_argument('--lm-vocab', type=int, default=10000, help='pretrained: the capped vocabulary of the LM and its classifier '
-                   '(the output layer, 2 x 256 x vocab multiply-adds per token, is most of an LM step: see bench/ulmfit_lm_step.py)')
+    p.add_argument('--lm-vocab', type=int, default=30000, help='pretrained: the capped vocabulary of the LM and its classifier '
+                   '(a full output layer, 2 x 256 x vocab multiply-adds per token, is most of an LM step: see bench/ulmfit_lm_step.py)')
+    p.add_argument('--lm-adaptive', type=lambda s: () if s == 'none' else tuple(int(x) for x in s.split(',')), default=(2000, 10000),
+                   help="pretrained: the LM's adaptive-softmax cutoffs, or 'none' for a full softmax tied to the embedding")
     p.add_argument('--lm-budget', type=float, default=3300, help='pretrained: LM training CPU seconds')
     p.add_argument('--lm-epochs', type=int, default=1, help='pretrained: LM one-cycle epochs (an upper bound with --lm-budget)')
     p.add_argument('--lm-lr', type=float, default=3e-3)

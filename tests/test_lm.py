@@ -225,3 +225,41 @@ def test_n_samples(learn):
     assert len(a) == 5 and len(set(a)) == 5 and all(s.startswith('Sancho') and len(s) == 36 for s in a)
     assert learn.generate('Sancho', n=0, n_samples=3) == ['Sancho']*3
     with pytest.raises(ValueError, match='n_samples'): learn.generate('a', n=3, n_samples=0)
+
+def test_adaptive_softmax_loss_and_log_probs():
+    "Training scores the outputs through the adaptive softmax; evaluation returns log-probabilities whose NLL is that same loss"
+    from textkit.lm import AdaptiveLoss
+    torch.manual_seed(0)
+    m = LanguageModel(50, 'lstm', emb_sz=8, hidden_sz=32, n_layers=1, adaptive=[10, 30])
+    x, y = torch.randint(0, 50, (3, 7)), torch.randint(0, 50, (3, 7))
+    loss = AdaptiveLoss(m)
+    out = m(x)
+    assert out.shape == (3, 7, 32)  # training: the last layer's outputs, not logits
+    train_loss = loss(out, y)
+    m.eval(); m.reset()
+    logp = m(x)
+    assert logp.shape == (3, 7, 50)
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(3, 7), atol=1e-5, rtol=0)
+    torch.testing.assert_close(loss(logp, y), train_loss, atol=1e-6, rtol=0)
+    train_loss.backward()
+    assert all(p.grad is not None for p in m.decoder.parameters())
+    with pytest.raises(ValueError, match='tie_weights and adaptive'): LanguageModel(50, emb_sz=12, hidden_sz=12, tie_weights=True, adaptive=[10])
+    with pytest.raises(ValueError, match='hidden_sz=12 .* 3 clusters'): LanguageModel(50, hidden_sz=12, adaptive=[10, 20, 30])
+
+def test_adaptive_learner_trains_generates_and_round_trips(quijote, tmp_path):
+    dls = word_lm_dls(quijote[:60_000], bs=8, seq_len=16)
+    set_seed(0)
+    l = lm_learner(dls, 'lstm', emb_sz=16, hidden_sz=32, n_layers=1, adaptive=[20, 200])
+    with l.no_bar(), l.no_logging(): l.fit(1, 1e-2)
+    with l.no_bar(): valid_loss, ppl = l.validate()  # no accuracy: validation never builds the full logits
+    assert l.model.decode_eval and ppl < unigram_perplexity(dls)
+    with l.no_bar(): probs, targs = l.get_preds()  # gathering predictions builds them: probabilities over the vocabulary
+    assert probs.shape[-1] == len(dls.vocab) and torch.allclose(probs.sum(-1), torch.ones(()), atol=1e-4)
+    # the cheap validation (outputs scored by the adaptive loss) and the full log-probabilities give the same perplexity
+    nll = -probs.reshape(-1, probs.shape[-1]).gather(1, targs.reshape(-1, 1)).log().mean().item()
+    assert math.isclose(ppl, math.exp(nll), rel_tol=1e-4)
+    text = l.generate('en un lugar', n=12, seed=1)
+    save_model(l, tmp_path/'a')
+    l2 = load_model(tmp_path/'a')
+    assert l2.model.decoder.cutoffs == l.model.decoder.cutoffs and l2.generate('en un lugar', n=12, seed=1) == text
+    with pytest.raises(ValueError, match='loss_weights and adaptive'): lm_learner(dls, adaptive=[20], loss_weights='inverse_freq')

@@ -15,6 +15,7 @@ from fastcore.foundation import L
 from fastcore.basics import patch, ifnone
 from fastcore.meta import delegates
 from fastai.learner import Learner, Metric
+from fastai.callback.core import Callback, GatherPredsCallback
 from fastai.callback.rnn import ModelResetter
 from fastai.callback.training import GradientClip
 import fastai.callback.schedule, fastai.callback.progress, fastai.callback.hook
@@ -30,8 +31,9 @@ from .data import check_choice, UNK, FAKE_TOK, LM_SPECIAL_TOKS, get_corpus, char
 # %% auto #0
 __all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'NEVER_SAMPLED', 'SCHEDULES', 'rnn_class', 'deprecated_kwargs',
            'delegates_kwargs', 'constructor_args', 'LanguageModel', 'TokenNLL', 'TokenPerplexity', 'BitsPerChar',
-           'lm_loss_weights', 'unigram_perplexity', 'LanguageModelLearner', 'lm_learner', 'UnknownTokensError',
-           'prompt_ids', 'FusedSteps', 'codec_dls', 'save_lm', 'load_lm', 'lm_corpus_dls', 'torch_adam', 'train_lm']
+           'lm_loss_weights', 'unigram_perplexity', 'LanguageModelLearner', 'AdaptiveLoss', 'AdaptiveValidation',
+           'lm_learner', 'UnknownTokensError', 'prompt_ids', 'FusedSteps', 'codec_dls', 'save_lm', 'load_lm',
+           'lm_corpus_dls', 'torch_adam', 'train_lm']
 
 # %% ../nbs/03_lm.ipynb #c54a5948
 ARCHS = ('rnn', 'lstm', 'gru')
@@ -106,21 +108,34 @@ class LanguageModel(nn.Module):
         impl:str='torch',      # 'torch' (fused `torch.nn`) or 'scratch' (`textkit.cells`): same weights either way
         tie_weights:bool=False, # share the embedding matrix with the output layer
         input:str='embedding', # 'embedding', or 'one_hot' as in the course's scratch notebooks
+        adaptive:list|None=None, # cutoffs of an adaptive softmax (`nn.AdaptiveLogSoftmaxWithLoss`) in place of the full decoder, e.g. `[2000, 10000]`
     ):
         config = constructor_args(LanguageModel.__init__, locals())
         super().__init__()
         self.config = config  # all that `textkit.models.save_model` needs to rebuild it
         check_choice('input', input, ('embedding', 'one_hot'))
         if tie_weights and input == 'one_hot': raise ValueError("tie_weights needs input='embedding' (one-hot input has no embedding to tie)")
-        self.vocab_sz, self.hidden = vocab_sz, None
+        if tie_weights and adaptive: raise ValueError("tie_weights and adaptive exclude each other: the adaptive softmax has no single output matrix to tie")
+        if adaptive and hidden_sz // 4**len(adaptive) < 1:
+            raise ValueError(f"hidden_sz={hidden_sz} is too small for {len(adaptive)} clusters: cluster i projects to hidden_sz // 4**(i+1) features")
+        self.vocab_sz, self.hidden, self.adaptive = vocab_sz, None, bool(adaptive)
+        self.decode_eval = True  # adaptive: log-probabilities in evaluation (`AdaptiveValidation` turns this off while validating)
         n_in = vocab_sz if input == 'one_hot' else emb_sz
         self.encoder = nn.Embedding(vocab_sz, emb_sz) if input == 'embedding' else None
         self.input_dp, self.output_dp = nn.Dropout(input_p), nn.Dropout(output_p)
         self.rnn = rnn_class(arch, impl)(n_in, hidden_sz, n_layers, batch_first=True, dropout=hidden_p if n_layers > 1 else 0.)
         # tied weights need the decoder's input size to be `emb_sz`: project the hidden state down when they differ
         self.proj = nn.Linear(hidden_sz, emb_sz, bias=False) if tie_weights and emb_sz != hidden_sz else None
-        self.decoder = nn.Linear(emb_sz if tie_weights else hidden_sz, vocab_sz)
+        if adaptive: self.decoder = nn.AdaptiveLogSoftmaxWithLoss(hidden_sz, vocab_sz, list(adaptive), div_value=4.)
+        else: self.decoder = nn.Linear(emb_sz if tie_weights else hidden_sz, vocab_sz)
         if tie_weights: self.decoder.weight = self.encoder.weight
+
+    def decode(self,
+        out:Tensor,  # the last layer's outputs `(..., hidden_sz)`
+    ) -> Tensor:
+        "Next-token logits `(..., vocab_sz)`: log-probabilities with the adaptive softmax"
+        if self.adaptive: return self.decoder.log_prob(out.reshape(-1, out.shape[-1])).view(*out.shape[:-1], self.vocab_sz)
+        return self.decoder(out if self.proj is None else self.proj(out))
 
     def reset(self):
         "Forget the state carried between batches (fastai's `ModelResetter` calls this)"
@@ -134,7 +149,8 @@ class LanguageModel(nn.Module):
         out, h = self.rnn(self.input_dp(e), self.hidden)
         self.hidden = _detach(h)  # truncated BPTT: the next batch starts from this state, gradients stop here
         out = self.output_dp(out)
-        return self.decoder(out if self.proj is None else self.proj(out))
+        # with the adaptive softmax, training returns the outputs and `AdaptiveLoss` scores only the clusters each target needs
+        return out if self.adaptive and (self.training or not self.decode_eval) else self.decode(out)
 
 # %% ../nbs/03_lm.ipynb #25c42c43
 class TokenNLL(Metric):
@@ -144,7 +160,9 @@ class TokenNLL(Metric):
         learn,  # the `Learner`, whose `pred` and `yb` hold the batch
     ):
         pred, targ = learn.pred, learn.yb[0]
-        self.total += F.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(), targ.reshape(-1), reduction='sum').item()
+        logits = getattr(getattr(learn, 'loss_func', None), 'scores_log_probs', lambda: True)()  # `AdaptiveLoss` may be scoring outputs
+        if not logits: self.total += learn.loss.item()*targ.numel()  # then its loss is the batch's mean NLL per token
+        else: self.total += F.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(), targ.reshape(-1), reduction='sum').item()
         self.count += targ.numel()
     def _fn(self, nll:float) -> float: return nll  # what the metric reports of the mean NLL
     @property
@@ -202,8 +220,31 @@ class LanguageModelLearner(Learner):
         "Predictions over a whole stream, in order: batches follow each other along the sequence, so they are joined on dim 1"
         return super().get_preds(concat_dim=concat_dim, reorder=reorder, **kwargs)
 
+# %% ../nbs/03_lm.ipynb #4f8e7609
+class AdaptiveLoss:
+    "The loss of a `LanguageModel` with `adaptive` cutoffs: its adaptive softmax's loss on the outputs, flat NLL when the model returns log-probabilities"
+    def __init__(self,
+        model:LanguageModel,  # the model whose `decoder` is an `nn.AdaptiveLogSoftmaxWithLoss`
+    ): self.model = model
+    def scores_log_probs(self) -> bool: return not self.model.training and self.model.decode_eval  # what the model returns now
+    def __call__(self, out:Tensor, targ:Tensor) -> Tensor:
+        if self.scores_log_probs(): return F.nll_loss(out.reshape(-1, out.shape[-1]).float(), targ.reshape(-1))
+        return self.model.decoder(out.reshape(-1, out.shape[-1]), targ.reshape(-1)).loss
+    def activation(self, x:Tensor) -> Tensor: return x.exp()  # log-probabilities to probabilities
+    def decodes(self, x:Tensor) -> Tensor: return x.argmax(dim=-1)
+    def __repr__(self): return f"AdaptiveLoss(cutoffs={self.model.decoder.cutoffs[:-1]})"
+
+class AdaptiveValidation(Callback):
+    "Validate an adaptive-softmax `LanguageModel` at the cost of its training loss: the model returns its outputs, `AdaptiveLoss` and `TokenPerplexity` score them"
+    def _model(self): return getattr(self.learn.model, 'module', self.learn.model)  # under DDP, the wrapped model
+    def before_validate(self):  # `get_preds` gathers predictions: those need the log-probabilities
+        self._model().decode_eval = any(isinstance(c, GatherPredsCallback) for c in self.learn.cbs)
+    def after_validate(self): self._model().decode_eval = True
+
 # %% ../nbs/03_lm.ipynb #239eecea
-def _default_metrics(dls): return [accuracy, TokenPerplexity()] + ([BitsPerChar()] if dls.level == 'char' else [])
+def _default_metrics(dls, adaptive=False):
+    # with the adaptive softmax, validation never builds the logits that accuracy needs: perplexity alone
+    return ([] if adaptive else [accuracy]) + [TokenPerplexity()] + ([BitsPerChar()] if dls.level == 'char' else [])
 
 @deprecated_kwargs(dropouts=_three_p)
 @delegates_kwargs(LanguageModel.__init__)
@@ -212,17 +253,19 @@ def lm_learner(
     arch:str='lstm',     # 'rnn', 'lstm' or 'gru'
     loss_weights=None,   # None, 'inverse_freq', 'inverse_sqrt_freq', or a `(vocab_sz,)` tensor
     clip:float|None=1.,  # gradient-norm clipping (`GradientClip`); None to turn it off
-    metrics=None,        # default: accuracy, perplexity (+ bits per char at char level)
+    metrics=None,        # default: accuracy (not with `adaptive`), perplexity (+ bits per char at char level)
     cbs=None,            # extra callbacks
     **kwargs,
 ) -> LanguageModelLearner:
     "A `LanguageModelLearner` for a `LanguageModel` on `dls`: flat cross-entropy, `ModelResetter`, clipping; `kwargs` go to the model, then to `Learner` (`wd`, `opt_func`...)"
     model_args = inspect.signature(LanguageModel).parameters
     model = LanguageModel(len(dls.vocab), arch, **{k: kwargs.pop(k) for k in list(kwargs) if k in model_args})
+    if model.adaptive and loss_weights is not None: raise ValueError("loss_weights and adaptive exclude each other: the adaptive softmax's loss has no per-token weights")
     if isinstance(loss_weights, str): loss_weights = lm_loss_weights(dls, loss_weights)
-    loss = CrossEntropyLossFlat() if loss_weights is None else CrossEntropyLossFlat(weight=torch.as_tensor(loss_weights).float())
-    cbs = [ModelResetter()] + ([GradientClip(clip)] if clip else []) + list(L(cbs))
-    return LanguageModelLearner(dls, model, loss_func=loss, metrics=ifnone(metrics, _default_metrics(dls)), cbs=cbs, **kwargs)
+    if model.adaptive: loss = AdaptiveLoss(model)
+    else: loss = CrossEntropyLossFlat() if loss_weights is None else CrossEntropyLossFlat(weight=torch.as_tensor(loss_weights).float())
+    cbs = [ModelResetter()] + ([GradientClip(clip)] if clip else []) + ([AdaptiveValidation()] if model.adaptive else []) + list(L(cbs))
+    return LanguageModelLearner(dls, model, loss_func=loss, metrics=ifnone(metrics, _default_metrics(dls, model.adaptive)), cbs=cbs, **kwargs)
 
 # %% ../nbs/03_lm.ipynb #33b1910d
 class UnknownTokensError(ValueError):
@@ -296,7 +339,7 @@ class FusedSteps:
         m = self.model
         x = F.one_hot(ids, m.vocab_sz).float() if m.encoder is None else F.embedding(ids, m.encoder.weight)
         for l in range(len(self.weights)): x = self._layer(x, l)
-        return m.decoder(x if m.proj is None else m.proj(x))
+        return m.decode(x)
 
 # %% ../nbs/03_lm.ipynb #8d27e59b
 NEVER_SAMPLED = (*LM_SPECIAL_TOKS, FAKE_TOK)  # fastai's unknown, padding, and padding of the vocabulary to a multiple of 8
