@@ -5,7 +5,8 @@
     python bench/imdb.py --size full --budget 90 --configs course --no-awd --test-n 0  # rnn, birnn, ..., bigru
     add --results NAME to also write the table to nbs/results/NAME.csv (as the notebooks' tables clf_course, clf_best, clf_awd)
     python bench/imdb.py --size full --configs best,pretrained,nblr --budget 1800 --lm-budget 3300 --clf-budget 1200 \
-        --lm-vocab 30000 --lm-epochs 3 --max-len 800 --epochs 4 --no-awd --test-n 0 --plot bench/imdb_pretrained.png   # issue 17
+        --lm-vocab 10000 --lm-epochs 2 --max-len 800 --epochs 4 --no-awd --test-n 0 --plot bench/imdb_pretrained.png   # issue 17
+    (add --lm-vocab 30000 --lm-adaptive 2000,10000 --lm-epochs 3 for the adaptive-softmax LM of the second full run)
 
 `pretrained` is the ULMFiT recipe from random weights (`textkit.ulmfit`): a language model on the training reviews
 outside a 10% validation carve (`--transductive` adds the test reviews' text, without labels), its encoder moved into a
@@ -148,10 +149,11 @@ def main():
     p.add_argument('--results', default=None, help='also write the table to nbs/results/<RESULTS>.csv (`textkit.experiments.save_results`)')
     p.add_argument('--valid-pct', type=float, default=0.1, help='pretrained, nblr: share of training reviews carved for selection')
     p.add_argument('--max-reviews', type=int, default=None, help='pretrained, nblr: a reduced run on this many training reviews')
-    p.add_argument('--lm-vocab', type=int, default=30000, help='pretrained: the capped vocabulary of the LM and its classifier '
+    p.add_argument('--lm-vocab', type=int, default=10000, help='pretrained: the capped vocabulary of the LM and its classifier '
                    '(a full output layer, 2 x 256 x vocab multiply-adds per token, is most of an LM step: see bench/ulmfit_lm_step.py)')
-    p.add_argument('--lm-adaptive', type=lambda s: () if s == 'none' else tuple(int(x) for x in s.split(',')), default=(2000, 10000),
-                   help="pretrained: the LM's adaptive-softmax cutoffs, or 'none' for a full softmax tied to the embedding")
+    p.add_argument('--lm-adaptive', type=lambda s: () if s == 'none' else tuple(int(x) for x in s.split(',')), default=(),
+                   help="pretrained: the LM's adaptive-softmax cutoffs (e.g. 2000,10000); by default 'none', a full softmax tied "
+                        "to the embedding, whose encoder transferred better (nbs/12_ulmfit.ipynb, 'At full size')")
     p.add_argument('--lm-budget', type=float, default=3300, help='pretrained: LM training CPU seconds')
     p.add_argument('--lm-epochs', type=int, default=1, help='pretrained: LM one-cycle epochs (an upper bound with --lm-budget)')
     p.add_argument('--lm-lr', type=float, default=3e-3)
@@ -200,8 +202,10 @@ def main():
           (f"; acc_subset: the same {len(idx):,} test reviews for every model" if a.test_n else ''))
     print(df.to_string())
     if a.results:
+        extra = ('acc_valid', 'lm_cpu_s', 'lm_valid_perplexity', 'note')  # the pretrained and nblr rows' own figures
         out = pd.DataFrame([dict(model=r['model'], max_len=a.max_len, epochs=r.get('epochs'), train_cpu_s=r.get('train_cpu_s', r.get('cpu_s')), cpu_s=r.get('cpu_s'), accuracy=r.get('accuracy'),
-                                 acc_subset=r.get('acc_subset'), params_M=round(r['params']/1e6, 1) if r.get('params') else None) for r in rows])
+                                 acc_subset=r.get('acc_subset'), params_M=round(r['params']/1e6, 1) if r.get('params') else None,
+                                 **{k: r.get(k) for k in extra}) for r in rows])
         print('written:', save_results(out, a.results, ' '.join(['python bench/imdb.py', *sys.argv[1:]])))
     if a.plot:
         import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
