@@ -2,6 +2,7 @@
 
     python bench/ulmfit_lm_step.py                       # emb = hidden = 256, bs 32 x 72 tokens, 1 thread
     python bench/ulmfit_lm_step.py --hidden 400 --rounds 5
+    python bench/ulmfit_lm_step.py --max-vocab 30000 --cutoffs 2000,10000   # the second full run's choices (12_ulmfit)
 
 With a vocabulary of tens of thousands of words, the output layer (2 x hidden x vocab multiply-adds per token, forward
 alone) is most of a CPU step. The remedies compared, on the same batches of real IMDB training reviews (the classifier's
@@ -38,6 +39,8 @@ def main():
     p.add_argument('--seq-len', type=int, default=72); p.add_argument('--steps', type=int, default=8)
     p.add_argument('--rounds', type=int, default=3); p.add_argument('--threads', type=int, default=1)
     p.add_argument('--max-vocab', type=int, default=60000)
+    p.add_argument('--cutoffs', type=lambda s: [int(x) for x in s.split(',')], default=[2000, 10000, 30000],
+                   help="the adaptive softmax's cutoffs (those below the vocabulary's size are kept)")
     a = p.parse_args()
     torch.set_num_threads(a.threads); torch.manual_seed(0)
     sp = imdb_splits('full', max_vocab=a.max_vocab)
@@ -45,9 +48,9 @@ def main():
     n = a.bs*a.seq_len
     stream = torch.from_numpy(np.concatenate([sp['ids'][i] for i in sp['train'][:2000]]).astype(np.int64))  # the first training reviews
     batches = [(stream[k*n:(k+1)*n].view(a.bs, a.seq_len), stream[k*n+1:(k+1)*n+1].view(a.bs, a.seq_len)) for k in range(a.steps)]
-    cut = [c for c in (2000, 10000, 30000) if c < V - 1]
+    cut = [c for c in a.cutoffs if c < V - 1]
     variants = {f'full softmax, vocab {V:,}': dict(vocab=V), f'tied, vocab {V:,}': dict(vocab=V, tied=True)}
-    for cap in (30000, 15000, 8000):
+    for cap in (30000, 15000, 10000, 8000):
         if cap < V: variants[f'tied, vocab capped at {cap:,}'] = dict(vocab=cap, tied=True)
     variants[f'adaptive softmax {cut}, vocab {V:,}'] = dict(vocab=V, adaptive=cut)
     models = {k: StepLM(v['vocab'], a.emb, a.hidden, a.layers, v.get('tied', False), v.get('adaptive')) for k, v in variants.items()}

@@ -149,7 +149,7 @@ class LanguageModel(nn.Module):
         out, h = self.rnn(self.input_dp(e), self.hidden)
         self.hidden = _detach(h)  # truncated BPTT: the next batch starts from this state, gradients stop here
         out = self.output_dp(out)
-        # with the adaptive softmax, training returns the outputs and `AdaptiveLoss` scores only the clusters each target needs
+        # adaptive softmax: training and validation return the outputs, `AdaptiveLoss` scores only the clusters each target needs
         return out if self.adaptive and (self.training or not self.decode_eval) else self.decode(out)
 
 # %% ../nbs/03_lm.ipynb #25c42c43
@@ -160,8 +160,8 @@ class TokenNLL(Metric):
         learn,  # the `Learner`, whose `pred` and `yb` hold the batch
     ):
         pred, targ = learn.pred, learn.yb[0]
-        logits = getattr(getattr(learn, 'loss_func', None), 'scores_log_probs', lambda: True)()  # `AdaptiveLoss` may be scoring outputs
-        if not logits: self.total += learn.loss.item()*targ.numel()  # then its loss is the batch's mean NLL per token
+        on_logits = getattr(getattr(learn, 'loss_func', None), 'scores_log_probs', lambda: True)()  # `AdaptiveLoss` may score outputs
+        if not on_logits: self.total += learn.loss.item()*targ.numel()  # then its loss is the batch's mean NLL per token
         else: self.total += F.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(), targ.reshape(-1), reduction='sum').item()
         self.count += targ.numel()
     def _fn(self, nll:float) -> float: return nll  # what the metric reports of the mean NLL
@@ -227,11 +227,18 @@ class AdaptiveLoss:
         model:LanguageModel,  # the model whose `decoder` is an `nn.AdaptiveLogSoftmaxWithLoss`
     ): self.model = model
     def scores_log_probs(self) -> bool: return not self.model.training and self.model.decode_eval  # what the model returns now
-    def __call__(self, out:Tensor, targ:Tensor) -> Tensor:
+    def __call__(self,
+        out:Tensor,   # the model's outputs `(bs, seq_len, hidden_sz)`, or its log-probabilities `(bs, seq_len, vocab_sz)`
+        targ:Tensor,  # the next tokens `(bs, seq_len)`
+    ) -> Tensor:
         if self.scores_log_probs(): return F.nll_loss(out.reshape(-1, out.shape[-1]).float(), targ.reshape(-1))
         return self.model.decoder(out.reshape(-1, out.shape[-1]), targ.reshape(-1)).loss
-    def activation(self, x:Tensor) -> Tensor: return x.exp()  # log-probabilities to probabilities
-    def decodes(self, x:Tensor) -> Tensor: return x.argmax(dim=-1)
+    def activation(self,
+        x:Tensor,  # log-probabilities, as `get_preds` gathers them
+    ) -> Tensor: return x.exp()
+    def decodes(self,
+        x:Tensor,  # probabilities or log-probabilities over the vocabulary
+    ) -> Tensor: return x.argmax(dim=-1)
     def __repr__(self): return f"AdaptiveLoss(cutoffs={self.model.decoder.cutoffs[:-1]})"
 
 class AdaptiveValidation(Callback):
