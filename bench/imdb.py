@@ -7,10 +7,14 @@
     python bench/imdb.py --size full --configs best,pretrained,nblr --budget 1800 --lm-budget 3300 --clf-budget 1200 \
         --lm-vocab 10000 --lm-epochs 2 --max-len 800 --epochs 4 --no-awd --test-n 0 --plot bench/imdb_pretrained.png   # issue 17
     (add --lm-vocab 30000 --lm-adaptive 2000,10000 --lm-epochs 3 for the adaptive-softmax LM of the second full run)
+    python bench/imdb.py --size full --configs pretrained,nblr --pre-arch bigru --lm-adaptive 2000 --lm-tied-adaptive \
+        --lm-vocab 10000 --lm-budget 3600 --lm-epochs 2 --clf-budget 2100 --clf-epochs 1,1,3 --max-len 800 --epochs 4 \
+        --no-awd --test-n 0    # the third: `best`'s bidirectional GRU from a forward and a backward LM, tied adaptive softmax
 
 `pretrained` is the ULMFiT recipe from random weights (`textkit.ulmfit`): a language model on the training reviews
 outside a 10% validation carve (`--transductive` adds the test reviews' text, without labels), its encoder moved into a
-classifier, fine-tuned with gradual unfreezing; the carve is the only validation it sees, the test reviews are scored
+classifier (with `--pre-arch bigru`, a forward and a backward language model, trained side by side in two processes,
+give the two directions of a bidirectional classifier), fine-tuned with gradual unfreezing; the carve is the only validation it sees, the test reviews are scored
 once. `nblr` is the bag-of-n-grams peer (uni+bigrams of the same tokens, binarized, Naive-Bayes log-count-ratio
 weighting, logistic regression: NBSVM-style, Wang & Manning 2012), its C chosen on the same carve. Every row states its
 CPU seconds: user + system of the process and its children (`resource.getrusage`), training and scoring included.
@@ -20,7 +24,7 @@ official training split and is scored on the official test split (25,000 reviews
 DataLoaders: reviews cut to their first `--max-len` tokens, vocabulary of at most `--max-vocab` tokens.
 fastai's peer is `text_classifier_learner(dls, AWD_LSTM, pretrained=False)`: the same architecture as ULMFiT's
 classifier, with its embedding and encoder learnt from nothing, like textkit's."""
-import argparse, resource, sys, tempfile, time
+import argparse, multiprocessing, resource, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.foundation import L
@@ -51,9 +55,16 @@ CONFIGS = {
 }
 GROUPS = {'course': ['rnn', 'birnn', 'lstm', 'bilstm', 'gru', 'bigru']}
 SPECIAL = ('pretrained', 'nblr')  # not a `classifier_learner` config: a pipeline each
-# the pretrained pipeline's models: a one-way LSTM language model, tied weights, and its classifier (same encoder sizes)
-PRETRAINED = dict(arch='lstm', emb_sz=256, hidden_sz=256, n_layers=1)
-PRE_CLAS = dict(pool='concat', head=(64,), act='relu', input_p=0.1, hidden_p=0.2, output_p=0.3, head_p=0.1, head_bn=True)
+# the pretrained pipeline's models (--pre-arch): the recurrent layers the language models pretrain and the classifier
+# receives, and the classifier's other settings. 'lstm': a one-way LSTM 256 from one forward LM (the first two full
+# runs). 'bigru': `best`'s bidirectional GRU, its forward direction from a forward LM, its backward one from a backward LM
+# (ULMFiT's pair), the two LMs trained side by side in two processes.
+PRE_ARCHS = {
+    'lstm':  (dict(arch='lstm', emb_sz=256, hidden_sz=256, n_layers=1),
+              dict(pool='concat', head=(64,), act='relu', input_p=0.1, hidden_p=0.2, output_p=0.3, head_p=0.1, head_bn=True)),
+    'bigru': (dict(arch='gru', emb_sz=100, hidden_sz=128, n_layers=1),
+              dict(bidirectional=True, pool='concat', head=(64,), act='relu', input_p=0.1, hidden_p=0.3, output_p=0.3, head_p=0.1, head_bn=True)),
+}
 
 def cpu_now() -> float:
     "CPU seconds (user + system) of this process and its finished children"
@@ -85,34 +96,52 @@ def nblr(a):
     return dict(accuracy=round(float(acc), 4), acc_valid=round(float(acc_valid), 4), cpu_s=round(cpu_now() - c0, 1),
                 params=int(len(r)) + 1, note=f"C={C} (chosen on the carve from {list(a.nblr_c)}), {len(tr):,} training reviews")
 
+def lm_splits(a) -> dict:
+    "The reviews, tokens and carve every pretrained step shares (`imdb_splits`, the LM's capped vocabulary)"
+    return imdb_splits(a.size, valid_pct=a.valid_pct, seed=a.seed, max_vocab=a.lm_vocab, max_reviews=a.max_reviews)
+
+def train_lm(a, backwards:bool, path:Path, budget:float) -> dict:
+    "Pretrain one language model (reading the reviews forward, or from their end) for `budget` CPU s; save its encoder in `path`"
+    torch.set_num_threads(a.threads)  # also in a spawned process
+    sp = lm_splits(a)
+    set_seed(a.seed + backwards)
+    lm_dls = imdb_lm_dls(a.size, bs=a.lm_bs, seq_len=a.lm_seq_len, transductive=a.transductive, backwards=backwards, splits=sp)
+    # the output layer: a full softmax tied to the embedding (the default), or an adaptive one, tied with --lm-tied-adaptive
+    dec = dict(adaptive=list(a.lm_adaptive), tie_weights=a.lm_tied_adaptive) if a.lm_adaptive else dict(tie_weights=True)
+    lm = lm_learner(lm_dls, **PRE_ARCHS[a.pre_arch][0], **dec, input_p=0.1, hidden_p=0.1, output_p=0.2, wd=0.01, path=path)
+    l0 = cpu_now()
+    with lm.no_bar(): lm.fit_one_cycle(a.lm_epochs, a.lm_lr, cbs=[TimeBudget(budget)])
+    lm.save_encoder('lm_bwd' if backwards else 'lm')
+    return dict(cpu=cpu_now() - l0, ppl=float(lm.recorder.values[-1][-1]) if lm.recorder.values else None,
+                tokens=int(sum(len(sp['ids'][i]) for i in lm_dls.splits['train'] + (sp['test'] if a.transductive else []))))
+
 def pretrained(a):
     "The ULMFiT pipeline from random weights: LM pretraining, encoder moved, gradual unfreezing; scored once on the test reviews"
     c0 = cpu_now()
-    sp = imdb_splits(a.size, valid_pct=a.valid_pct, seed=a.seed, max_vocab=a.lm_vocab, max_reviews=a.max_reviews)
+    sp = lm_splits(a)
     path = Path(tempfile.mkdtemp(prefix='textkit-ulmfit-'))
-    set_seed(a.seed)
-    lm_dls = imdb_lm_dls(a.size, bs=a.lm_bs, seq_len=a.lm_seq_len, transductive=a.transductive, splits=sp)
-    # the output layer: an adaptive softmax over the whole vocabulary, or (--lm-adaptive none) a full one tied to the embedding
-    dec = dict(adaptive=list(a.lm_adaptive)) if a.lm_adaptive else dict(tie_weights=True)
-    lm = lm_learner(lm_dls, **PRETRAINED, **dec, input_p=0.1, hidden_p=0.1, output_p=0.2, wd=0.01, path=path)
-    l0 = cpu_now()
-    with lm.no_bar(): lm.fit_one_cycle(a.lm_epochs, a.lm_lr, cbs=[TimeBudget(a.lm_budget)])
-    lm_cpu = cpu_now() - l0
-    lm_ppl = float(lm.recorder.values[-1][-1]) if lm.recorder.values else None
-    lm.save_encoder('lm')
+    rnn, clf_kw = PRE_ARCHS[a.pre_arch]
+    bidir = clf_kw.get('bidirectional', False)
+    if bidir:  # the forward and the backward LM in two processes, each with half the budget; their CPU counts once they end
+        pool = multiprocessing.get_context('spawn').Pool(2)
+        lms = pool.starmap(train_lm, [(a, False, path, a.lm_budget/2), (a, True, path, a.lm_budget/2)])
+        pool.close(); pool.join()
+    else: lms = [train_lm(a, False, path, a.lm_budget)]
     set_seed(a.seed)
     cdls = imdb_clas_dls(a.size, 'split', bs=a.bs, max_len=a.max_len, splits=sp)
-    clf = classifier_learner(cdls, **PRETRAINED, **PRE_CLAS, wd=0.01, path=path).load_encoder('lm')
+    clf = classifier_learner(cdls, **rnn, **clf_kw, wd=0.01, path=path).load_encoder('lm')
+    if bidir: clf.load_encoder('lm_bwd', direction='backward')
     with clf.no_bar(): fine_tune_classifier(clf, lr=a.clf_lr, epochs=a.clf_epochs, cbs=[TimeBudget(a.clf_budget/len(a.clf_epochs))])
     acc_valid = clf.validate()[1]
     with clf.no_bar(): acc = clf.validate(dl=imdb_clas_dls(a.size, 'test', bs=a.bs, max_len=a.max_len, splits=sp).valid)[1]
+    ppl = [None if o['ppl'] is None else round(o['ppl'], 1) for o in lms]
     return dict(accuracy=round(float(acc), 4), acc_valid=round(float(acc_valid), 4), cpu_s=round(cpu_now() - c0, 1),
-                lm_cpu_s=round(lm_cpu), lm_valid_perplexity=None if lm_ppl is None else round(lm_ppl, 1),
-                lm_tokens=int(sum(len(sp['ids'][i]) for i in lm_dls.splits['train'] + (sp['test'] if a.transductive else []))),
-                params=sum(p.numel() for p in clf.model.parameters()),
+                lm_cpu_s=round(sum(o['cpu'] for o in lms)), lm_valid_perplexity=ppl[0] if len(ppl) == 1 else '/'.join(map(str, ppl)),
+                lm_tokens=lms[0]['tokens'], params=sum(p.numel() for p in clf.model.parameters()),
                 note=f"LM {'train+test text (transductive)' if a.transductive else 'training reviews only'}, vocab {len(sp['vocab']):,}, "
-                     f"{'adaptive softmax ' + str(list(a.lm_adaptive)) if a.lm_adaptive else 'tied softmax'}, "
-                     f"{len(sp['train']):,} training reviews, one-way forward LSTM")
+                     f"{('tied ' if a.lm_tied_adaptive else '') + 'adaptive softmax ' + str(list(a.lm_adaptive)) if a.lm_adaptive else 'tied softmax'}, "
+                     f"{len(sp['train']):,} training reviews, " +
+                     ('bidirectional GRU from a forward and a backward LM (perplexities forward/backward)' if bidir else 'one-way forward LSTM'))
 
 class SkipValidation(Callback):
     "No validation at the end of each epoch: the models are scored once, after training"
@@ -154,7 +183,9 @@ def main():
     p.add_argument('--lm-adaptive', type=lambda s: () if s == 'none' else tuple(int(x) for x in s.split(',')), default=(),
                    help="pretrained: the LM's adaptive-softmax cutoffs (e.g. 2000,10000); by default 'none', a full softmax tied "
                         "to the embedding, whose encoder transferred better (nbs/12_ulmfit.ipynb, 'At full size')")
-    p.add_argument('--lm-budget', type=float, default=3300, help='pretrained: LM training CPU seconds')
+    p.add_argument('--pre-arch', default='lstm', choices=list(PRE_ARCHS), help='pretrained: the recurrent layers pretrained and fine-tuned (PRE_ARCHS)')
+    p.add_argument('--lm-budget', type=float, default=3300, help='pretrained: LM training CPU seconds (split evenly between the forward and backward LMs of --pre-arch bigru)')
+    p.add_argument('--lm-tied-adaptive', action='store_true', help='pretrained: with --lm-adaptive, tie the adaptive softmax to the embedding (`TiedAdaptiveLogSoftmax`)')
     p.add_argument('--lm-epochs', type=int, default=1, help='pretrained: LM one-cycle epochs (an upper bound with --lm-budget)')
     p.add_argument('--lm-lr', type=float, default=3e-3)
     p.add_argument('--lm-bs', type=int, default=32)

@@ -226,11 +226,12 @@ def test_n_samples(learn):
     assert learn.generate('Sancho', n=0, n_samples=3) == ['Sancho']*3
     with pytest.raises(ValueError, match='n_samples'): learn.generate('a', n=3, n_samples=0)
 
-def test_adaptive_softmax_loss_and_log_probs():
+@pytest.mark.parametrize('tied', [False, True])
+def test_adaptive_softmax_loss_and_log_probs(tied):
     "Training scores the outputs through the adaptive softmax; evaluation returns log-probabilities whose NLL is that same loss"
     from textkit.lm import AdaptiveLoss
     torch.manual_seed(0)
-    m = LanguageModel(50, 'lstm', emb_sz=8, hidden_sz=32, n_layers=1, adaptive=[10, 30])
+    m = LanguageModel(50, 'lstm', emb_sz=8, hidden_sz=32, n_layers=1, adaptive=[10, 30], tie_weights=tied)
     x, y = torch.randint(0, 50, (3, 7)), torch.randint(0, 50, (3, 7))
     loss = AdaptiveLoss(m)
     out = m(x)
@@ -243,13 +244,23 @@ def test_adaptive_softmax_loss_and_log_probs():
     torch.testing.assert_close(loss(logp, y), train_loss, atol=1e-6, rtol=0)
     train_loss.backward()
     assert all(p.grad is not None for p in m.decoder.parameters())
-    with pytest.raises(ValueError, match='tie_weights and adaptive'): LanguageModel(50, emb_sz=12, hidden_sz=12, tie_weights=True, adaptive=[10])
-    with pytest.raises(ValueError, match='hidden_sz=12 .* 3 clusters'): LanguageModel(50, hidden_sz=12, adaptive=[10, 20, 30])
+    if not tied:
+        with pytest.raises(ValueError, match='hidden_sz=12 .* 3 clusters'): LanguageModel(50, hidden_sz=12, adaptive=[10, 20, 30])
+        return
+    # tied: the embedding is the output layer, and a loss on rare targets alone trains those targets' embedding rows
+    assert m.decoder.weight is m.encoder.weight
+    m.train(); m.zero_grad(); m.reset()
+    loss(m(x).detach(), torch.full_like(y, 40)).backward()  # outputs detached: only the output side reaches the embedding
+    g = m.encoder.weight.grad.abs().sum(1)
+    assert g[30:].gt(0).all() and g[10:30].eq(0).all()  # the target's cluster (and the head) learn, the other cluster not
+    with pytest.raises(ValueError, match='cutoffs must increase'): LanguageModel(50, tie_weights=True, adaptive=[30, 10])
+    with pytest.raises(ValueError, match='cutoffs must increase'): LanguageModel(50, tie_weights=True, adaptive=[10, 50])
 
-def test_adaptive_learner_trains_generates_and_round_trips(quijote, tmp_path):
+@pytest.mark.parametrize('tied', [False, True])
+def test_adaptive_learner_trains_generates_and_round_trips(quijote, tmp_path, tied):
     dls = word_lm_dls(quijote[:60_000], bs=8, seq_len=16)
     set_seed(0)
-    l = lm_learner(dls, 'lstm', emb_sz=16, hidden_sz=32, n_layers=1, adaptive=[20, 200])
+    l = lm_learner(dls, 'lstm', emb_sz=16, hidden_sz=32, n_layers=1, adaptive=[20, 200], tie_weights=tied)
     with l.no_bar(), l.no_logging(): l.fit(1, 1e-2)
     with l.no_bar(): valid_loss, ppl = l.validate()  # no accuracy: validation never builds the full logits
     assert l.model.decode_eval and ppl < unigram_perplexity(dls)
@@ -262,4 +273,5 @@ def test_adaptive_learner_trains_generates_and_round_trips(quijote, tmp_path):
     save_model(l, tmp_path/'a')
     l2 = load_model(tmp_path/'a')
     assert l2.model.decoder.cutoffs == l.model.decoder.cutoffs and l2.generate('en un lugar', n=12, seed=1) == text
+    if tied: assert l2.model.decoder.weight is l2.model.encoder.weight
     with pytest.raises(ValueError, match='loss_weights and adaptive'): lm_learner(dls, adaptive=[20], loss_weights='inverse_freq')

@@ -7,6 +7,7 @@ Docs: https://textkit.github.io/textkit/lm.html.md"""
 # %% ../nbs/03_lm.ipynb #1099e05c
 from __future__ import annotations
 import functools, inspect, math, warnings
+from collections import namedtuple
 from pathlib import Path
 
 import torch, torch.nn.functional as F
@@ -29,11 +30,11 @@ from .callbacks import TimeBudget
 from .data import check_choice, UNK, FAKE_TOK, LM_SPECIAL_TOKS, get_corpus, char_lm_dls, word_lm_dls, char_tokenizer, word_tokenizer, LMDataLoaders, CORPORA
 
 # %% auto #0
-__all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'NEVER_SAMPLED', 'SCHEDULES', 'rnn_class', 'deprecated_kwargs',
+__all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'NEVER_SAMPLED', 'SCHEDULES', 'ASMOutput', 'rnn_class', 'deprecated_kwargs',
            'delegates_kwargs', 'constructor_args', 'LanguageModel', 'TokenNLL', 'TokenPerplexity', 'BitsPerChar',
            'lm_loss_weights', 'unigram_perplexity', 'LanguageModelLearner', 'AdaptiveLoss', 'AdaptiveValidation',
            'lm_learner', 'UnknownTokensError', 'prompt_ids', 'FusedSteps', 'codec_dls', 'save_lm', 'load_lm',
-           'lm_corpus_dls', 'torch_adam', 'train_lm']
+           'lm_corpus_dls', 'torch_adam', 'train_lm', 'TiedAdaptiveLogSoftmax']
 
 # %% ../nbs/03_lm.ipynb #c54a5948
 ARCHS = ('rnn', 'lstm', 'gru')
@@ -108,15 +109,14 @@ class LanguageModel(nn.Module):
         impl:str='torch',      # 'torch' (fused `torch.nn`) or 'scratch' (`textkit.cells`): same weights either way
         tie_weights:bool=False, # share the embedding matrix with the output layer
         input:str='embedding', # 'embedding', or 'one_hot' as in the course's scratch notebooks
-        adaptive:list|None=None, # cutoffs of an adaptive softmax (`nn.AdaptiveLogSoftmaxWithLoss`) in place of the full decoder, e.g. `[2000, 10000]`
+        adaptive:list|None=None, # cutoffs of an adaptive softmax in place of the full decoder, e.g. `[2000, 10000]`: `nn.AdaptiveLogSoftmaxWithLoss`, or `TiedAdaptiveLogSoftmax` with `tie_weights`
     ):
         config = constructor_args(LanguageModel.__init__, locals())
         super().__init__()
         self.config = config  # all that `textkit.models.save_model` needs to rebuild it
         check_choice('input', input, ('embedding', 'one_hot'))
         if tie_weights and input == 'one_hot': raise ValueError("tie_weights needs input='embedding' (one-hot input has no embedding to tie)")
-        if tie_weights and adaptive: raise ValueError("tie_weights and adaptive exclude each other: the adaptive softmax has no single output matrix to tie")
-        if adaptive and hidden_sz // 4**len(adaptive) < 1:
+        if adaptive and not tie_weights and hidden_sz // 4**len(adaptive) < 1:
             raise ValueError(f"hidden_sz={hidden_sz} is too small for {len(adaptive)} clusters: cluster i projects to hidden_sz // 4**(i+1) features")
         self.vocab_sz, self.hidden, self.adaptive = vocab_sz, None, bool(adaptive)
         self.decode_eval = True  # adaptive: log-probabilities in evaluation (`AdaptiveValidation` turns this off while validating)
@@ -125,10 +125,12 @@ class LanguageModel(nn.Module):
         self.input_dp, self.output_dp = nn.Dropout(input_p), nn.Dropout(output_p)
         self.rnn = rnn_class(arch, impl)(n_in, hidden_sz, n_layers, batch_first=True, dropout=hidden_p if n_layers > 1 else 0.)
         # tied weights need the decoder's input size to be `emb_sz`: project the hidden state down when they differ
-        self.proj = nn.Linear(hidden_sz, emb_sz, bias=False) if tie_weights and emb_sz != hidden_sz else None
-        if adaptive: self.decoder = nn.AdaptiveLogSoftmaxWithLoss(hidden_sz, vocab_sz, list(adaptive), div_value=4.)
+        # (the tied adaptive softmax projects inside, once for its head and once per cluster)
+        self.proj = nn.Linear(hidden_sz, emb_sz, bias=False) if tie_weights and not adaptive and emb_sz != hidden_sz else None
+        if adaptive and tie_weights: self.decoder = TiedAdaptiveLogSoftmax(self.encoder.weight, list(adaptive), hidden_sz)
+        elif adaptive: self.decoder = nn.AdaptiveLogSoftmaxWithLoss(hidden_sz, vocab_sz, list(adaptive), div_value=4.)
         else: self.decoder = nn.Linear(emb_sz if tie_weights else hidden_sz, vocab_sz)
-        if tie_weights: self.decoder.weight = self.encoder.weight
+        if tie_weights and not adaptive: self.decoder.weight = self.encoder.weight
 
     def decode(self,
         out:Tensor,  # the last layer's outputs `(..., hidden_sz)`
@@ -224,7 +226,7 @@ class LanguageModelLearner(Learner):
 class AdaptiveLoss:
     "The loss of a `LanguageModel` with `adaptive` cutoffs: its adaptive softmax's loss on the outputs, flat NLL when the model returns log-probabilities"
     def __init__(self,
-        model:LanguageModel,  # the model whose `decoder` is an `nn.AdaptiveLogSoftmaxWithLoss`
+        model:LanguageModel,  # the model whose `decoder` is an adaptive softmax (`nn.AdaptiveLogSoftmaxWithLoss` or `TiedAdaptiveLogSoftmax`)
     ): self.model = model
     def scores_log_probs(self) -> bool: return not self.model.training and self.model.decode_eval  # what the model returns now
     def __call__(self,
@@ -536,3 +538,60 @@ def train_lm(
                    command=f"train_lm({', '.join(f'{k}={v!r}' for k, v in call.items())})",
                    card=dict(split=f"the last {valid_pct:.0%} of the tokens held out", cpu=f"{learn.train_time['cpu']:.1f} CPU s of training"))
     return learn
+
+# %% ../nbs/03_lm.ipynb #f418c6e1
+ASMOutput = namedtuple('ASMOutput', ['output', 'loss'])  # what `nn.AdaptiveLogSoftmaxWithLoss` returns
+
+class TiedAdaptiveLogSoftmax(nn.Module):
+    "An adaptive softmax whose output vectors are the embedding's rows: `nn.AdaptiveLogSoftmaxWithLoss`'s interface, tied weights"
+    def __init__(self,
+        weight:nn.Parameter,  # the embedding matrix `(vocab_sz, emb_sz)`, shared: each token's output vector is its embedding
+        cutoffs:list,         # increasing token ids where the head's shortlist and each tail cluster end, e.g. `[2000, 10000]`
+        in_features:int|None=None, # size of the inputs (the hidden size); default `emb_sz`. Others are projected to `emb_sz`
+    ):
+        super().__init__()
+        vocab_sz, emb_sz = weight.shape
+        in_features = ifnone(in_features, emb_sz)
+        if list(cutoffs) != sorted(set(cutoffs)) or not 0 < cutoffs[0] or cutoffs[-1] >= vocab_sz:
+            raise ValueError(f"cutoffs must increase strictly within (0, {vocab_sz}), got {list(cutoffs)}")
+        self.weight, self.in_features, self.n_clusters = weight, in_features, len(cutoffs)
+        self.cutoffs = list(cutoffs) + [vocab_sz]  # as in `nn.AdaptiveLogSoftmaxWithLoss`: the last one is the vocabulary's size
+        self.bias = nn.Parameter(torch.zeros(vocab_sz))  # per token, like the tied `nn.Linear` decoder's
+        self.cluster = nn.Parameter(torch.randn(self.n_clusters, emb_sz)*weight.detach().std())  # the head's entry for each cluster
+        self.cluster_bias = nn.Parameter(torch.zeros(self.n_clusters))
+        # one projection for the head, one per cluster (the tails score in their own space); all start equal
+        proj = lambda: nn.Linear(in_features, emb_sz, bias=False)
+        self.head_proj, self.tail = proj(), nn.ModuleList(proj() for _ in cutoffs)
+        if in_features == emb_sz: nn.init.eye_(self.head_proj.weight)
+        for t in self.tail: t.weight.data.copy_(self.head_proj.weight.data)
+
+    def _head(self, x):  # log-probabilities of the shortlist's tokens, then of each cluster
+        w, b = torch.cat([self.weight[:self.cutoffs[0]], self.cluster]), torch.cat([self.bias[:self.cutoffs[0]], self.cluster_bias])
+        return F.log_softmax(F.linear(self.head_proj(x), w, b), -1)
+
+    def _tail(self, x, i):  # log-probabilities within cluster i
+        lo, hi = self.cutoffs[i], self.cutoffs[i+1]
+        return F.log_softmax(F.linear(self.tail[i](x), self.weight[lo:hi], self.bias[lo:hi]), -1)
+
+    def forward(self,
+        input:Tensor,   # `(n, in_features)`
+        target:Tensor,  # `(n,)` token ids
+    ):
+        "`(output, loss)` as `nn.AdaptiveLogSoftmaxWithLoss` returns: each target's log-probability, and their negated mean"
+        head, c0 = self._head(input), self.cutoffs[0]
+        cluster = torch.bucketize(target, torch.tensor(self.cutoffs[:-1], device=target.device), right=True)  # 0 for the shortlist
+        out = head.gather(1, torch.where(target < c0, target, c0 + cluster - 1)[:, None]).squeeze(1)
+        for i in range(self.n_clusters):  # a rare target adds its log-probability within its cluster
+            idx = (cluster == i + 1).nonzero().squeeze(1)
+            if idx.numel(): out = out.index_add(0, idx, self._tail(input[idx], i).gather(1, (target[idx] - self.cutoffs[i])[:, None]).squeeze(1))
+        return ASMOutput(out, -out.mean())
+
+    def log_prob(self,
+        input:Tensor,  # `(n, in_features)`
+    ) -> Tensor:
+        "Log-probabilities `(n, vocab_sz)` over the whole vocabulary"
+        head, c0 = self._head(input), self.cutoffs[0]
+        return torch.cat([head[:, :c0]] + [head[:, c0+i:c0+i+1] + self._tail(input, i) for i in range(self.n_clusters)], 1)
+
+    def extra_repr(self): return f"in_features={self.in_features}, vocab_sz={self.cutoffs[-1]}, cutoffs={self.cutoffs[:-1]}"
+
