@@ -30,7 +30,7 @@ from .callbacks import TimeBudget
 from .data import check_choice, UNK, FAKE_TOK, LM_SPECIAL_TOKS, get_corpus, char_lm_dls, word_lm_dls, char_tokenizer, word_tokenizer, LMDataLoaders, CORPORA
 
 # %% auto #0
-__all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'NEVER_SAMPLED', 'SCHEDULES', 'ASMOutput', 'rnn_class', 'deprecated_kwargs',
+__all__ = ['ARCHS', 'IMPLS', 'UNKNOWN_POLICIES', 'NEVER_SAMPLED', 'SCHEDULES', 'rnn_class', 'deprecated_kwargs',
            'delegates_kwargs', 'constructor_args', 'LanguageModel', 'TokenNLL', 'TokenPerplexity', 'BitsPerChar',
            'lm_loss_weights', 'unigram_perplexity', 'LanguageModelLearner', 'AdaptiveLoss', 'AdaptiveValidation',
            'lm_learner', 'UnknownTokensError', 'prompt_ids', 'FusedSteps', 'codec_dls', 'save_lm', 'load_lm',
@@ -540,7 +540,7 @@ def train_lm(
     return learn
 
 # %% ../nbs/03_lm.ipynb #f418c6e1
-ASMOutput = namedtuple('ASMOutput', ['output', 'loss'])  # what `nn.AdaptiveLogSoftmaxWithLoss` returns
+_ASMOutput = namedtuple('_ASMOutput', ['output', 'loss'])  # what `nn.AdaptiveLogSoftmaxWithLoss` returns
 
 class TiedAdaptiveLogSoftmax(nn.Module):
     "An adaptive softmax whose output vectors are the embedding's rows: `nn.AdaptiveLogSoftmaxWithLoss`'s interface, tied weights"
@@ -584,7 +584,7 @@ class TiedAdaptiveLogSoftmax(nn.Module):
         for i in range(self.n_clusters):  # a rare target adds its log-probability within its cluster
             idx = (cluster == i + 1).nonzero().squeeze(1)
             if idx.numel(): out = out.index_add(0, idx, self._tail(input[idx], i).gather(1, (target[idx] - self.cutoffs[i])[:, None]).squeeze(1))
-        return ASMOutput(out, -out.mean())
+        return _ASMOutput(out, -out.mean())
 
     def log_prob(self,
         input:Tensor,  # `(n, in_features)`
