@@ -24,7 +24,7 @@ official training split and is scored on the official test split (25,000 reviews
 DataLoaders: reviews cut to their first `--max-len` tokens, vocabulary of at most `--max-vocab` tokens.
 fastai's peer is `text_classifier_learner(dls, AWD_LSTM, pretrained=False)`: the same architecture as ULMFiT's
 classifier, with its embedding and encoder learnt from nothing, like textkit's."""
-import argparse, multiprocessing, resource, sys, tempfile, time
+import argparse, json, multiprocessing, resource, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.foundation import L
@@ -119,28 +119,37 @@ def pretrained(a):
     "The ULMFiT pipeline from random weights: LM pretraining, encoder moved, gradual unfreezing; scored once on the test reviews"
     c0 = cpu_now()
     sp = lm_splits(a)
-    path = Path(tempfile.mkdtemp(prefix='textkit-ulmfit-'))
     rnn, clf_kw = PRE_ARCHS[a.pre_arch]
     bidir = clf_kw.get('bidirectional', False)
-    if bidir:  # the forward and the backward LM in two processes, each with half the budget; their CPU counts once they end
-        pool = multiprocessing.get_context('spawn').Pool(2)
-        lms = pool.starmap(train_lm, [(a, False, path, a.lm_budget/2), (a, True, path, a.lm_budget/2)])
-        pool.close(); pool.join()
-    else: lms = [train_lm(a, False, path, a.lm_budget)]
+    if a.lm_dir:  # an earlier run's language models: their encoders, and their figures from its lms.json
+        path = Path(a.lm_dir)
+        lms = json.loads((path/'lms.json').read_text())
+    else:
+        path = Path(tempfile.mkdtemp(prefix='textkit-ulmfit-'))
+        if bidir:  # the forward and the backward LM in two processes, each with half the budget; their CPU counts once they end
+            pool = multiprocessing.get_context('spawn').Pool(2)
+            lms = pool.starmap(train_lm, [(a, False, path, a.lm_budget/2), (a, True, path, a.lm_budget/2)])
+            pool.close(); pool.join()
+        else: lms = [train_lm(a, False, path, a.lm_budget)]
+        (path/'lms.json').write_text(json.dumps(lms))
+        print(f"language models: {path} (reuse with --lm-dir)", flush=True)
     set_seed(a.seed)
     cdls = imdb_clas_dls(a.size, 'split', bs=a.bs, max_len=a.max_len, splits=sp)
     clf = classifier_learner(cdls, **rnn, **clf_kw, wd=0.01, path=path).load_encoder('lm')
     if bidir: clf.load_encoder('lm_bwd', direction='backward')
-    with clf.no_bar(): fine_tune_classifier(clf, lr=a.clf_lr, epochs=a.clf_epochs, cbs=[TimeBudget(a.clf_budget/len(a.clf_epochs))])
+    with clf.no_bar(): fine_tune_classifier(clf, lr=a.clf_lr, epochs=a.clf_epochs, stages=a.clf_stages, lr_div=a.clf_lr_div,
+                                            ratio=a.clf_ratio, cbs=[TimeBudget(a.clf_budget/len(a.clf_epochs))])
     acc_valid = clf.validate()[1]
     with clf.no_bar(): acc = clf.validate(dl=imdb_clas_dls(a.size, 'test', bs=a.bs, max_len=a.max_len, splits=sp).valid)[1]
     ppl = [None if o['ppl'] is None else round(o['ppl'], 1) for o in lms]
-    return dict(accuracy=round(float(acc), 4), acc_valid=round(float(acc_valid), 4), cpu_s=round(cpu_now() - c0, 1),
-                lm_cpu_s=round(sum(o['cpu'] for o in lms)), lm_valid_perplexity=ppl[0] if len(ppl) == 1 else '/'.join(map(str, ppl)),
+    lm_cpu = sum(o['cpu'] for o in lms)
+    return dict(accuracy=round(float(acc), 4), acc_valid=round(float(acc_valid), 4),
+                cpu_s=round(cpu_now() - c0 + (lm_cpu if a.lm_dir else 0), 1),  # reused LMs: their training's CPU seconds added
+                lm_cpu_s=round(lm_cpu), lm_valid_perplexity=ppl[0] if len(ppl) == 1 else '/'.join(map(str, ppl)),
                 lm_tokens=lms[0]['tokens'], params=sum(p.numel() for p in clf.model.parameters()),
                 note=f"LM {'train+test text (transductive)' if a.transductive else 'training reviews only'}, vocab {len(sp['vocab']):,}, "
                      f"{('tied ' if a.lm_tied_adaptive else '') + 'adaptive softmax ' + str(list(a.lm_adaptive)) if a.lm_adaptive else 'tied softmax'}, "
-                     f"{len(sp['train']):,} training reviews, " +
+                     f"{len(sp['train']):,} training reviews, " + (f"LMs reused from an earlier run (their training's CPU s added, not their start-up), " if a.lm_dir else '') +
                      ('bidirectional GRU from a forward and a backward LM (perplexities forward/backward)' if bidir else 'one-way forward LSTM'))
 
 class SkipValidation(Callback):
@@ -184,6 +193,8 @@ def main():
                    help="pretrained: the LM's adaptive-softmax cutoffs (e.g. 2000,10000); by default 'none', a full softmax tied "
                         "to the embedding, whose encoder transferred better (nbs/12_ulmfit.ipynb, 'At full size')")
     p.add_argument('--pre-arch', default='lstm', choices=list(PRE_ARCHS), help='pretrained: the recurrent layers pretrained and fine-tuned (PRE_ARCHS)')
+    p.add_argument('--lm-dir', default=None, help="pretrained: reuse the language models an earlier run saved in this directory (printed by that run), "
+                                                  "with the same --pre-arch, --lm-vocab, --valid-pct, --seed and --max-reviews; their training's CPU seconds are added")
     p.add_argument('--lm-budget', type=float, default=3300, help='pretrained: LM training CPU seconds (split evenly between the forward and backward LMs of --pre-arch bigru)')
     p.add_argument('--lm-tied-adaptive', action='store_true', help='pretrained: with --lm-adaptive, tie the adaptive softmax to the embedding (`TiedAdaptiveLogSoftmax`)')
     p.add_argument('--lm-epochs', type=int, default=1, help='pretrained: LM one-cycle epochs (an upper bound with --lm-budget)')
@@ -194,6 +205,9 @@ def main():
     p.add_argument('--clf-budget', type=float, default=1200, help='pretrained: fine-tuning CPU seconds, split over the stages')
     p.add_argument('--clf-lr', type=float, default=2e-2)
     p.add_argument('--clf-epochs', type=lambda s: tuple(int(x) for x in s.split(',')), default=(1, 1, 2), help='pretrained: epochs per stage')
+    p.add_argument('--clf-stages', type=lambda s: tuple(int(x) for x in s.split(',')), default=(-1, -2, 0), help="pretrained: each stage's `freeze_to` (`fine_tune_classifier`)")
+    p.add_argument('--clf-lr-div', type=lambda s: tuple(int(x) for x in s.split(',')), default=(1, 2, 20), help="pretrained: each stage's top learning rate is --clf-lr divided by this")
+    p.add_argument('--clf-ratio', type=float, default=2.6, help='pretrained: discriminative learning rates, slice(top/ratio**4, top); 1 for one rate')
     p.add_argument('--nblr-c', type=lambda s: tuple(float(x) for x in s.split(',')), default=(0.1, 1.0, 10.0))
     p.add_argument('--plot', default=None, help='write test accuracy against CPU minutes, one point per row, to this file')
     p.add_argument('--test-n', type=int, default=2000,
