@@ -112,7 +112,7 @@ def _edit(**kw):
     return f
 
 def _truncate(d): w = d/'model.safetensors'; w.write_bytes(w.read_bytes()[:len(w.read_bytes())//2])
-def _garbage(d): (d/'model.safetensors').write_bytes(os.urandom(5000))
+def _garbage(d): (d/'model.safetensors').write_bytes(bytes(range(256))*20)  # fixed bytes: random ones start a JSON header 1 time in 256
 def _resize(d):
     c = read_json(d/'config.json'); c['model']['config']['hidden_sz'] += 8; write_json(d/'config.json', c)
 
