@@ -5,12 +5,17 @@ warm-up), so that drifts in machine load hit both sides alike, and reports the m
 median of the per-pair ratios. Variants: `plain`; `lengths` (a padded batch: scratch with `lengths=`, fused on the
 `PackedSequence`, which is how `torch.nn` takes one); `dropout` (2 layers, dropout 0.3, training mode). Modes: `fb`
 (forward + backward) and `fwd` (forward alone under `torch.no_grad()`, what generation and prediction run).
+`--floor` times, for the LSTM, only the matrix products that the scratch layer has to make (the input projection and
+one product with W_hh per step, plus their backward products in mode `fb`), with no element-wise work at all and into
+buffers allocated beforehand, against
+the fused layer's whole pass: no scratch implementation built on PyTorch's per-step products can beat that ratio.
 With `--device cuda` the table adds the scratch layer under `torch.compile` (its compile time, counted in the first
 call, is printed apart) next to cuDNN.
 
     python bench/cells.py --quick                       # a few minutes: default size, LSTM, 1 thread, 6 pairs
     python bench/cells.py                               # everything below, 20 pairs per row
     python bench/cells.py --cells lstm --sizes default --threads 1 2 --pairs 20
+    python bench/cells.py --floor --sizes default long --threads 1 2
     python bench/cells.py --device cuda --pairs 30
 """
 import argparse, os, platform, statistics, subprocess, time, warnings
@@ -65,6 +70,33 @@ def time_ms(m, x, call, is_fused:bool, mode:str, device) -> float:
     _sync(device)
     return 1000*(time.perf_counter() - start)
 
+def products_ms(size:dict, mode:str, device) -> float:
+    "Milliseconds of the matrix products alone of a scratch LSTM pass, into buffers allocated beforehand (no page faults)"
+    B, T, I, H = (size[k] for k in ('batch', 'seq', 'input', 'hidden'))
+    x, w_ih, w_hh, b = (torch.randn(*s, device=device) for s in ((T*B, I), (4*H, I), (4*H, H), (4*H,)))
+    h, hs, gi = torch.randn(B, H, device=device), torch.randn(T, B, H, device=device), torch.empty(T, B, 4*H, device=device)
+    d_h, d_whh, d_wih, d_x = torch.empty(B, H, device=device), torch.empty_like(w_hh), torch.empty_like(w_ih), torch.empty_like(x)
+    w_t, G = w_hh.t(), gi.view(-1, 4*H)
+    _sync(device); start = time.perf_counter()
+    torch.addmm(b, x, w_ih.t(), out=G)                      # W_ih x + b for every step at once
+    for t in range(T): gi[t].addmm_(h, w_t)                 # + W_hh h, one step at a time
+    if mode == 'fb':                                        # with gi standing for the gates' gradients ā
+        for t in range(T): torch.addmm(hs[t], gi[t], w_hh, out=d_h)  # h̄₋₁ = ā W_hh + the output's gradient
+        torch.mm(G.t(), hs.view(-1, H), out=d_whh); torch.mm(G.t(), x, out=d_wih); torch.mm(G, w_ih, out=d_x)  # W̄_hh, W̄_ih, x̄
+    _sync(device)
+    return 1000*(time.perf_counter() - start)
+
+def floor(size, mode, args, device) -> dict:
+    "Median ms of the products alone and of the fused layer, and the median ratio, over interleaved pairs"
+    _, fused, _, x, call = make_case(LSTM, size, 'plain', False, device)
+    res = dict(products=[], fused=[])
+    for i in range(args.warmup + args.pairs):
+        for k in (('products', 'fused') if i % 2 == 0 else ('fused', 'products')):
+            res[k].append(products_ms(size, mode, device) if k == 'products' else time_ms(fused, x, call, True, mode, device))
+    res = {k: v[args.warmup:] for k, v in res.items()}
+    return dict(products=statistics.median(res['products']), fused=statistics.median(res['fused']),
+                ratio=statistics.median(p/f for p, f in zip(res['products'], res['fused'])))
+
 def bench(cls, size, variant, bidirectional, mode, args, device) -> dict:
     "Median ms of each side and the median scratch/fused (and compiled/fused) ratio over interleaved pairs"
     compile_ = device.type == 'cuda' and not args.no_compile
@@ -98,6 +130,7 @@ def main():
     p.add_argument('--pairs', type=int, default=20, help='interleaved scratch/fused pairs per row')
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--no-compile', action='store_true', help='with --device cuda: skip the torch.compile column')
+    p.add_argument('--floor', action='store_true', help="LSTM: the scratch layer's matrix products alone against the fused layer")
     p.add_argument('--quick', action='store_true', help='LSTM, default size, 1 thread, 6 pairs (all variants, directions, modes)')
     args = p.parse_args()
     if args.quick: args.cells, args.sizes, args.threads, args.pairs, args.warmup = ['lstm'], ['default'], [1], 6, 1
@@ -108,6 +141,17 @@ def main():
           + (f" ({torch.cuda.get_device_name(device)})" if cuda else '') + f"; load average at start {load()}")
     print(f"{args.pairs} interleaved pairs per row; fb = forward + backward, fwd = forward alone (no_grad); "
           "lengths: scratch lengths= vs fused PackedSequence; dropout: 2 layers, p=0.3, training mode\n")
+    if args.floor:
+        print('| threads | size (B, T, I, H) | mode | products alone ms | fused LSTM ms | products/fused |\n|---|---|---|---|---|---|')
+        for t in args.threads:
+            torch.set_num_threads(t)
+            for size_name in args.sizes:
+                for mode in args.modes:
+                    size, r = SIZES[size_name], floor(SIZES[size_name], mode, args, device)
+                    print(f"| {t} | {', '.join(str(size[k]) for k in ('batch', 'seq', 'input', 'hidden'))} | {mode} | "
+                          f"{r['products']:.1f} | {r['fused']:.1f} | {r['ratio']:.2f}x |", flush=True)
+        print(f"\nload average at end {load()}")
+        return
     cols = ['threads', 'cell', 'size (B, T, I, H)', 'dirs', 'variant', 'mode', 'scratch ms', 'fused ms', 'scratch/fused']
     if cuda and not args.no_compile: cols[7:7] = ['compiled ms']; cols += ['compiled/fused', 'compile s']
     print('| ' + ' | '.join(cols) + ' |'); print('|' + '---|'*len(cols))

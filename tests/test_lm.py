@@ -119,11 +119,14 @@ def test_generation_length_and_seed(learn):
     assert learn.generate('En', n=30, top_k=1, seed=1) == learn.generate('En', n=30, greedy=True)
 
 def _count_feeds(learn, **kw):
-    fed = []
-    # the decoder sees every position once: the prompt's in one call, then one per step
-    h = learn.model.decoder.register_forward_hook(lambda m, i, o: fed.append(i[0].shape[:-1].numel()))
+    "Calls that reach the model and positions fed: the prompt's in one `model(...)` call, then one `FusedSteps` call per step"
+    from textkit.lm import FusedSteps
+    fed, step = [], FusedSteps.__call__
+    def counted(self, ids): fed.append(ids.numel()); return step(self, ids)
+    h = learn.model.register_forward_hook(lambda m, i, o: fed.append(i[0].numel()))
+    FusedSteps.__call__ = counted
     try: learn.generate(**kw)
-    finally: h.remove()
+    finally: h.remove(); FusedSteps.__call__ = step
     return len(fed), sum(fed)
 
 def test_generation_cost_linear(learn):
@@ -199,12 +202,13 @@ def test_train_lm_word_level_and_budget(tmp_path):
 @torch.no_grad()
 def _plain_loop(learn, prompt, n):
     "Greedy decoding with one `model(...)` call per token at batch 1 (what `generate` did before its fast path)"
+    from textkit.lm import prompt_ids, NEVER_SAMPLED
     model, dls = learn.model.eval(), learn.dls
-    ids = [list(dls.vocab).index(c) for c in prompt]
+    ids, ban = prompt_ids(dls, prompt), [i for i, t in enumerate(dls.vocab) if t in NEVER_SAMPLED]
     model.reset()
     logits, out = model(torch.tensor([ids]))[0, -1], []
     for _ in range(n):
-        logits[[i for i, t in enumerate(dls.vocab) if t in ('xxunk', 'xxpad', 'xxfake')]] = -math.inf
+        logits[ban] = -math.inf
         nxt = int(logits.argmax()); out.append(nxt)
         logits = model(torch.tensor([[nxt]]))[0, -1]
     model.reset()
@@ -218,6 +222,14 @@ def test_fast_greedy_equals_plain_loop(arch, quijote):
     l = lm_learner(dls, arch, emb_sz=16, hidden_sz=48, n_layers=2)
     with l.no_bar(), l.no_logging(): l.fit(1, 1e-2)
     assert l.generate('En un lugar', n=500, greedy=True) == _plain_loop(l, 'En un lugar', 500)
+
+@pytest.mark.parametrize('name, prompt', [('quijote', 'En un lugar de la Mancha'), ('moliere', 'Le malade imaginaire'),
+                                          ('don_mendo', 'don mendo')])
+def test_fast_greedy_equals_plain_loop_shipped(name, prompt):
+    "On every shipped language model, 500 greedy tokens of `generate` are those of the plain batch-1 loop"
+    from textkit.models import load_pretrained
+    learn = load_pretrained(name)
+    assert learn.generate(prompt, n=500, greedy=True) == _plain_loop(learn, prompt, 500)
 
 def test_n_samples(learn):
     a = learn.generate('Sancho', n=30, temperature=0.9, seed=4, n_samples=5)

@@ -308,31 +308,60 @@ def prompt_ids(
 def _layer_weights(rnn:nn.RNNBase, l:int) -> tuple:
     return tuple(getattr(rnn, f'{n}_l{l}', None) for n in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh'))
 
+def _lstm_step_weights(w_ih, w_hh, b_ih, b_hh, copy:bool) -> tuple:
+    "Transposed weights and one bias, the rows of the g gate doubled: a sigmoid of the doubled pre-activation gives tanh"
+    s = w_hh.new_ones(w_hh.shape[0]); H = len(s)//4; s[2*H:3*H] = 2
+    b = sum(b for b in (b_ih, b_hh) if b is not None) if (b_ih, b_hh) != (None, None) else w_hh.new_zeros(4*H)
+    w_ih, w_hh = (w_ih*s[:, None]).t(), (w_hh*s[:, None]).t()
+    return (w_ih.contiguous(), w_hh.contiguous(), b*s) if copy else (w_ih, w_hh, b*s)
+
 class FusedSteps:
     "Feed a `LanguageModel` (`impl='torch'`) one token per row and step, with plain tensor operations on its weights"
+    @torch.no_grad()  # the weights it derives carry no gradient
     def __init__(self,
         model:LanguageModel,  # a language model whose recurrent layer is a `torch.nn` RNN, GRU or LSTM
         state,                # its state after the prompt: `model.hidden`, `(layers, bs, hidden)` (LSTM: a pair)
+        steps:int|None=None,  # steps that will run, if known: with more steps than tokens in the vocabulary, the first layer's input projection is tabled once
     ):
         rnn = model.rnn
         if not isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)) or rnn.bidirectional or getattr(rnn, 'proj_size', 0):
             raise TypeError(f"FusedSteps needs a one-way torch.nn RNN, GRU or LSTM without projections, not {rnn!r}")
-        self.model, self.kind = model, type(rnn).__name__
+        self.model, self.kind, self.lstm = model, type(rnn).__name__, isinstance(rnn, nn.LSTM)
         self.tanh = getattr(rnn, 'nonlinearity', 'tanh') == 'tanh'
         self.weights = [_layer_weights(rnn, l) for l in range(rnn.num_layers)]
-        self.state = [tuple(s[l] for s in state) for l in range(rnn.num_layers)] if self.kind == 'LSTM' else list(state)
+        if self.lstm:  # the state and the gates live in buffers that every step updates in place
+            one_row = state[0].shape[1] == 1  # one row: a contiguous Wᵀ, which MKL multiplies faster (`bench/generate.py`)
+            self.weights = [_lstm_step_weights(*w, copy=one_row) for w in self.weights]
+            self.state = [tuple(s[l].clone() for s in state) for l in range(rnn.num_layers)]
+            self.gates = [state[0].new_empty(state[0].shape[1], 4*rnn.hidden_size) for _ in self.weights]
+            self.chunks = [a.chunk(4, 1) for a in self.gates]
+        else: self.state = list(state)
+        self.decoder = model.decoder if not model.adaptive and model.proj is None else None  # else `model.decode`
+        bs, w_ih = (state[0] if self.lstm else state).shape[1], self.weights[0][0]
+        self.table, n_gates = None, w_ih.shape[1] if self.lstm else w_ih.shape[0]
+        if steps is not None and model.vocab_sz <= steps*bs and model.vocab_sz*n_gates <= 2**22:
+            x = w_ih.new_ones(model.vocab_sz).diag() if model.encoder is None else model.encoder.weight
+            self.table = self._input(x, 0)  # row t: the first layer's input projection of token t
 
-    def _layer(self, x, l):
-        "One step of layer `l`, in the operation order of PyTorch's own CPU kernels (so greedy decoding agrees with them)"
+    def _input(self, x, l):
+        "The input projection `W_ih x + b_ih` of layer `l` (LSTM: `+ b_hh`, the g rows doubled)"
+        w = self.weights[l]
+        return torch.addmm(w[2], x, w[0]) if self.lstm else F.linear(x, w[0], w[2])
+
+    def _lstm(self, x, l, ids):
+        "One LSTM step of layer `l`, in place; `x` None: the first layer's input projection is `table[ids]`"
+        (h, c), a, (i, f, g, o), (w_ih, w_hh, b) = self.state[l], self.gates[l], self.chunks[l], self.weights[l]
+        if x is None: torch.index_select(self.table, 0, ids, out=a)
+        else: torch.addmm(b, x, w_ih, out=a)
+        a.addmm_(h, w_hh).sigmoid_()                # σ(i), σ(f), σ(2 z_g), σ(o)
+        c.mul_(f).addcmul_(i, g, value=2).sub_(i)   # c' = f c + i tanh(z_g), tanh(z) = 2σ(2z) - 1
+        return torch.tanh(c, out=h).mul_(o)         # h' = o tanh(c')
+
+    def _layer(self, x, l, ids):
+        "One step of layer `l` of an RNN or a GRU: its output"
         w_ih, w_hh, b_ih, b_hh = self.weights[l]
-        gi = F.linear(x, w_ih, b_ih)
-        if self.kind == 'LSTM':
-            h, c = self.state[l]
-            i, f, g, o = (F.linear(h, w_hh, b_hh) + gi).chunk(4, 1)
-            c = f.sigmoid()*c + i.sigmoid()*g.tanh()
-            self.state[l] = (o.sigmoid()*c.tanh(), c)
-            return self.state[l][0]
-        h, gh = self.state[l], F.linear(self.state[l], w_hh, b_hh)
+        gi, h = self.table[ids] if x is None else F.linear(x, w_ih, b_ih), self.state[l]
+        gh = F.linear(h, w_hh, b_hh)
         if self.kind == 'GRU':
             (ir, iz, in_), (hr, hz, hn) = gi.chunk(3, 1), gh.chunk(3, 1)
             r, z = (hr + ir).sigmoid(), (hz + iz).sigmoid()
@@ -344,11 +373,15 @@ class FusedSteps:
     def __call__(self,
         ids:Tensor,  # `(bs,)` the next token of each row
     ) -> Tensor:
-        "Next-token logits `(bs, vocab_sz)`"
-        m = self.model
-        x = F.one_hot(ids, m.vocab_sz).float() if m.encoder is None else F.embedding(ids, m.encoder.weight)
-        for l in range(len(self.weights)): x = self._layer(x, l)
-        return m.decode(x)
+        "Next-token logits `(bs, vocab_sz)`, without gradients"
+        if torch.is_grad_enabled():  # `generate` already runs under `no_grad`: this check is all it pays
+            with torch.no_grad(): return self(ids)
+        m, x = self.model, None
+        if self.table is None: x = F.one_hot(ids, m.vocab_sz).float() if m.encoder is None else F.embedding(ids, m.encoder.weight)
+        step = self._lstm if self.lstm else self._layer
+        for l in range(len(self.weights)): x = step(x, l, ids)
+        return m.decode(x) if self.decoder is None else F.linear(x, self.decoder.weight, self.decoder.bias)
+
 
 # %% ../nbs/03_lm.ipynb #8d27e59b
 NEVER_SAMPLED = (*LM_SPECIAL_TOKS, FAKE_TOK)  # fastai's unknown, padding, and padding of the vocabulary to a multiple of 8
@@ -370,8 +403,8 @@ class _Picker:
 
     def __call__(self, logits:Tensor) -> Tensor:
         "The next token of each row of `logits` `(bs, vocab)`"
-        logits = logits.float().cpu()
-        if self.greedy: return (logits + self.ban).argmax(-1)
+        if logits.dtype != torch.float32 or logits.device.type != 'cpu': logits = logits.float().cpu()
+        if self.greedy: return torch.add(logits, self.ban).argmax(-1)
         if self.top_k is not None:
             logits = logits.masked_fill(logits < logits.topk(min(self.top_k, logits.shape[-1]), -1).values[:, -1:], -math.inf)
         # argmax(l/T + g), with g Gumbel noise, is distributed as softmax(l/T): one sample in two operations
@@ -409,10 +442,10 @@ def generate(
     try:
         if n > 0:  # warm the state on the prompt, once, then one token in per step with the state carried
             logits = model(torch.tensor([ctx], device=device).expand(n_samples, -1))[:, -1]
-            step = FusedSteps(model, model.hidden) if model.config['impl'] == 'torch' else (lambda t: model(t[:, None])[:, -1])
+            step = FusedSteps(model, model.hidden, n-1) if model.config['impl'] == 'torch' else (lambda t: model(t[:, None])[:, -1])
         for i in range(n):
             toks.append(pick(logits))
-            if i < n-1: logits = step(toks[-1].to(device))
+            if i < n-1: logits = step(toks[-1] if device.type == 'cpu' else toks[-1].to(device))
     finally:
         model.reset(); model.train(was_training)
     out = torch.stack(toks, 1).tolist() if toks else [[]]*n_samples
