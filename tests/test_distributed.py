@@ -15,7 +15,7 @@ WORKER = '''
 import json, sys, torch
 from fastai.callback.core import Callback
 from fastai.torch_core import num_distrib, rank_distrib
-from textkit.distributed import fit_callbacks, is_main_process
+from textkit.distributed import fit_callbacks, is_main_process, end_process
 from textkit.models import save_model
 torch.set_num_threads(1)
 task, out = sys.argv[1], sys.argv[2]
@@ -40,13 +40,14 @@ else:
     final = [float(learn.final_loss), float(learn.final_accuracy)]
 if is_main_process(): save_model(learn, out + '/model')
 json.dump(dict(ws=spy.ws, seen=spy.fits[0], fits=spy.fits, final=final), open(f"{out}/rank{rank_distrib()}.json", 'w'))
+end_process(0)  # as the textkit commands end a launched rank
 '''
 
 def _run2(tmp_path, task):
     script = tmp_path/'worker.py'
     script.write_text(WORKER)
-    res = launch([sys.executable, script, task, tmp_path], 2, threads=1, capture=True, timeout=900)
-    assert [r for r, _ in res] == [0, 0], '\n'.join(o[-3000:] for _, o in res)
+    res = launch([sys.executable, script, task, tmp_path], 2, threads=1, capture=True, timeout=900, env={'PYTHONFAULTHANDLER': '1'})
+    if any(r for r, _ in res): pytest.fail('\n'.join(f"--- rank {i}: exit code {r}\n{o[-6000:]}" for i, (r, o) in enumerate(res)), pytrace=False)
     return [json.loads((tmp_path/f'rank{r}.json').read_text()) for r in range(2)]
 
 @pytest.fixture(scope='module')
@@ -136,9 +137,10 @@ def _check_deal(dl, n, bs, ws, drop_last):
 
 def _cli(args, launcher=(), timeout=900):
     "Run `textkit *args` (through `launcher`, e.g. accelerate's) with one thread per process; its output"
+    # PYTHONFAULTHANDLER: a rank that aborts (SIGABRT, SIGSEGV) prints the Python stack of each of its threads
     res = subprocess.run([sys.executable, *map(str, launcher), '-m', 'textkit.cli', *map(str, args)], capture_output=True, text=True,
-                         env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=timeout)
-    assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-3000:])
+                         env={**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONFAULTHANDLER': '1'}, timeout=timeout)
+    if res.returncode: pytest.fail(f"exit code {res.returncode}\n--- stdout (end)\n{res.stdout[-2000:]}\n--- stderr (end)\n{res.stderr[-20000:]}", pytrace=False)
     return res.stdout
 
 def test_clf_train_cli_two_processes(tmp_path):

@@ -63,7 +63,8 @@ def _load(model:str):
     return load_model(resolve_model(model))
 
 # %% ../nbs/08_cli.ipynb #d3f52301
-from .distributed import fit_callbacks, run_processes, is_main_process, stop_on_sigterm
+from .distributed import fit_callbacks, run_processes, is_main_process, stop_on_sigterm, end_process
+from fastai.torch_core import num_distrib
 
 def _train_opts(processes, budget, checkpoint_every, checkpoint, out):
     "Check the options shared by the training commands; the checkpoint directory"
@@ -337,6 +338,7 @@ def main(
     except (CorpusNotFoundError, CorruptCorpusError, FileNotFoundError, KeyError, ValueError) as e:
         print(f"{prog}: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         sys.exit(2)
+    if num_distrib() > 1: end_process(0)  # a launched rank: its work is done, skip the interpreter's teardown (see `end_process`)
 
 if __name__ == '__main__' and '__file__' in globals(): main()  # `python -m textkit.cli ...`, as launchers of modules call it
 

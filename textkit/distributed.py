@@ -21,9 +21,9 @@ from .data import check_choice
 from .io import atomic_dir, write_json, read_json, save_tensors, load_tensors, ModelFormatError
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'launch', 'init_distributed', 'is_main_process', 'shard_rows', 'LMShardDL',
-           'TextDistributedDL', 'SyncMetrics', 'TextDistributedTrainer', 'gather_tensors', 'rng_states',
-           'set_rng_states', 'optimizer_state', 'load_optimizer_state', 'Checkpoint', 'checkpoint_steps',
+__all__ = ['CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'launch', 'init_distributed', 'is_main_process', 'end_process',
+           'shard_rows', 'LMShardDL', 'TextDistributedDL', 'SyncMetrics', 'TextDistributedTrainer', 'gather_tensors',
+           'rng_states', 'set_rng_states', 'optimizer_state', 'load_optimizer_state', 'Checkpoint', 'checkpoint_steps',
            'latest_checkpoint', 'read_checkpoint', 'Resume', 'stop_on_sigterm', 'fit_callbacks', 'command_args',
            'run_processes']
 
@@ -84,6 +84,15 @@ def init_distributed(
 def is_main_process() -> bool:
     "True on rank 0 (and in a single process): the one that writes models, checkpoints and logs"
     return rank_distrib() == 0
+
+# %% ../nbs/11_distributed.ipynb #87a62396
+def end_process(
+    code:int=0,  # the exit status
+):
+    "End this process now with `code`: leave the process group, flush the outputs, and skip the interpreter's teardown (`os._exit`)"
+    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(code)
 
 # %% ../nbs/11_distributed.ipynb #d8435aec
 def shard_rows(
