@@ -13,7 +13,7 @@ import numpy as np, torch
 import torch.distributed as dist
 from fastai.callback.core import Callback, CancelBatchException, CancelEpochException
 from fastai.data.core import Datasets
-from fastai.distributed import DistributedDL, DistributedTrainer, _round_to_multiple
+from fastai.distributed import DistributedDL, DistributedTrainer, _round_to_multiple, teardown_distrib
 from fastai.text.data import LMDataLoader
 from fastai.torch_core import num_distrib, rank_distrib, distrib_barrier
 from fastai.text.data import TensorText
@@ -90,7 +90,7 @@ def end_process(
     code:int=0,  # the exit status
 ):
     "End this process now with `code`: leave the process group, flush the outputs, and skip the interpreter's teardown (`os._exit`)"
-    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+    teardown_distrib()  # fastai's: `destroy_process_group` when there is one
     sys.stdout.flush(); sys.stderr.flush()
     os._exit(code)
 
